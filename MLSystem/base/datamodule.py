@@ -1,0 +1,51 @@
+"""``BaseDataModule``: a LightningDataModule that receives the merged params and the adapter."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from MLSystem.base.adapter import BaseAdapter
+from MLSystem.resumable import ResumableDataLoader
+
+
+class BaseDataModule(pl.LightningDataModule):
+    """Subclass in ``definitions/datasets/{name}/datamodule.py``; implement ``setup``.
+
+    Use :meth:`transform` for the adapter's per-sample transform and :meth:`train_loader` /
+    :meth:`eval_loader` so batches are resumable mid-epoch and honour ``batch_size``,
+    ``num_workers`` and ``limit_samples``.
+    """
+
+    def __init__(self, params: dict[str, Any], adapter: BaseAdapter):
+        super().__init__()
+        self.params = params
+        self.adapter = adapter
+
+    def transform(self, split: str) -> Callable[[Any], Any] | None:
+        return self.adapter.get_transform(split)
+
+    def limit(self, dataset: Dataset) -> Dataset:
+        """Light mode: a fixed random subset of ``limit_samples`` items (0 keeps everything)."""
+        n = int(self.params.get("limit_samples", 0))
+        if n <= 0 or n >= len(dataset):
+            return dataset
+        g = torch.Generator().manual_seed(int(self.params["seed"]))
+        return Subset(dataset, torch.randperm(len(dataset), generator=g)[:n].tolist())
+
+    def train_loader(self, dataset: Dataset, **kwargs: Any) -> ResumableDataLoader:
+        return ResumableDataLoader(
+            dataset, batch_size=int(self.params["batch_size"]), shuffle=True, seed=int(self.params["seed"]),
+            num_workers=int(self.params.get("num_workers", 0)), collate_fn=self.adapter.collate_fn("train"),
+            **kwargs,
+        )
+
+    def eval_loader(self, dataset: Dataset, split: str = "val", **kwargs: Any) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=int(self.params["batch_size"]), shuffle=False,
+            num_workers=int(self.params.get("num_workers", 0)), collate_fn=self.adapter.collate_fn(split),
+            **kwargs,
+        )

@@ -1,0 +1,110 @@
+"""``ExperimentBuilder`` -> ``ExperimentContext``: the one way to turn a selection + overrides
+into an experiment. Training, plots, the loader and the GUI preview all go through here.
+
+Building a context merges configs and computes the experiment ID; it loads no data, builds no
+model and imports no torch. The data module, adapter and model are created on first access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+from MLSystem.checkpoint_manager import Decision, decide
+from MLSystem.config_merge import MergedConfig, Selection, merge_config
+from MLSystem.experiment_store import nearest_experiment
+from MLSystem.hashing import experiment_id, identity
+from MLSystem.paths import ExperimentPaths, ProjectPaths
+from MLSystem.registry import Entry, Registry
+
+
+class ExperimentBuilder:
+    """Merge ``Common < Dataset < Adapter < Model < config.yaml < overrides`` and hash the identity."""
+
+    def __init__(self, overrides: Iterable[str] | Mapping[str, Any] = (), *, paths: ProjectPaths | None = None,
+                 registry: Registry | None = None, use_base_config: bool = True):
+        self.paths = paths or (registry.paths if registry else ProjectPaths.discover())
+        self.registry = registry or Registry.load(self.paths)
+        self.overrides = overrides if isinstance(overrides, Mapping) else list(overrides)
+        self.use_base_config = use_base_config
+
+    def build(self) -> "ExperimentContext":
+        merged = merge_config(self.overrides, registry=self.registry, paths=self.paths,
+                              use_base_config=self.use_base_config)
+        ident = identity(merged)
+        eid = experiment_id(ident)
+        return ExperimentContext(eid, merged, ident, self.paths, self.registry)
+
+
+@dataclass
+class ExperimentContext:
+    """Everything one experiment needs; heavy parts are built lazily."""
+
+    experiment_id: str
+    merged: MergedConfig
+    identity: dict[str, Any]
+    paths: ProjectPaths
+    registry: Registry
+
+    # -- cheap facts ---------------------------------------------------------------------------
+    @property
+    def all_params(self) -> dict[str, Any]:
+        return self.merged.params
+
+    @property
+    def selection(self) -> Selection:
+        return self.merged.selection
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each parameter's value came from (layer, config.yaml or override)."""
+        return self.merged.sources
+
+    @property
+    def identity_values(self) -> dict[str, Any]:
+        """Every identity parameter's value, defaults included."""
+        return {k: self.all_params[k] for k in self.merged.identity_keys}
+
+    @property
+    def exp(self) -> ExperimentPaths:
+        return self.paths.experiment(self.experiment_id)
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        s = self.selection
+        return {
+            "dataset": self.registry.dataset(s.dataset),
+            "adapter": self.registry.adapter(s.model, s.adapter, s.dataset),
+            "model": self.registry.model(s.model),
+        }
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the definition files used (recorded; a change on resume is a warning)."""
+        return {f"{layer}:{e.name}": e.fingerprint() for layer, e in self.entries.items()}
+
+    def decide(self, max_epochs: int | None = None) -> Decision:
+        """New / resume / extend / complete, from ``state.json`` (no torch)."""
+        return decide(self.exp, int(max_epochs or self.all_params["max_epochs"]))
+
+    def explain_new(self) -> str:
+        """Why this is a new experiment although similar ones exist (empty if none)."""
+        near = nearest_experiment(self.paths, self.identity, self.identity_values, exclude=self.experiment_id)
+        if not near:
+            return ""
+        other, diff = near
+        return f"nearest existing {other} differs in " + ", ".join(diff)
+
+    # -- heavy parts, built on first use ---------------------------------------------------------
+    @cached_property
+    def adapter(self):
+        return self.entries["adapter"].impl_class()(self.all_params)
+
+    @cached_property
+    def datamodule(self):
+        return self.entries["dataset"].impl_class()(self.all_params, self.adapter)
+
+    @cached_property
+    def model(self):
+        build_args = self.adapter.build_args(self.datamodule)
+        return self.entries["model"].impl_class()(self.all_params, **build_args)

@@ -1,0 +1,197 @@
+"""Checkpoints of one experiment: where they are, what they hold, what to do next, how to save.
+
+* :func:`decide` compares the trained epochs with ``max_epochs`` and answers new / resume /
+  extend / complete from ``state.json`` alone (no torch) when it can.
+* :class:`AtomicCheckpointIO` makes every checkpoint write atomic and records ``state.json``
+  right after ``last.ckpt``, so a kill mid-save never leaves a corrupt ``last.ckpt``.
+* :func:`checkpoint_callbacks` builds Lightning's ``ModelCheckpoint`` callbacks: one file per
+  epoch (``epoch-0003.ckpt`` = after 3 epochs) plus ``last.ckpt``, and mid-epoch ``last.ckpt``
+  saves every N steps / minutes so a SIGKILL loses little.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from MLSystem.experiment_store import read_state, write_state
+from MLSystem.paths import ExperimentPaths
+
+NEW, RESUME, EXTEND, COMPLETE = "new", "resume", "extend", "complete"
+STATE_KEY = "mlsystem"  # where our training state lives inside a Lightning checkpoint
+LAST = "last.ckpt"
+_EPOCH_FILE = re.compile(r"epoch-(\d+)\.ckpt$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``execute_train`` will do for an experiment, and why (one line)."""
+
+    action: str  # NEW | RESUME | EXTEND | COMPLETE
+    epochs_done: int
+    max_epochs: int
+    global_step: int
+    mid_epoch: bool
+    ckpt_path: Path | None
+    experiment_id: str
+
+    @property
+    def message(self) -> str:
+        eid = self.experiment_id
+        if self.action == NEW:
+            return f"new experiment {eid}"
+        if self.action == COMPLETE:
+            return f"{eid} already complete ({self.epochs_done}/{self.max_epochs} epochs)"
+        if self.action == EXTEND:
+            return f"extending {eid}: {self.epochs_done} -> {self.max_epochs} epochs"
+        where = f"mid-epoch {self.epochs_done + 1}, step {self.global_step}" if self.mid_epoch else f"epoch {self.epochs_done}"
+        return f"resuming {eid} from {where} of {self.max_epochs}"
+
+
+def training_state(exp: ExperimentPaths) -> dict[str, Any] | None:
+    """``state.json``, or (old or hand-copied checkpoints) the state read from ``last.ckpt``."""
+    state = read_state(exp)
+    if state is None and exp.last_ckpt.is_file():
+        state = _state_from_checkpoint(exp.last_ckpt)
+    return state
+
+
+def decide(exp: ExperimentPaths, max_epochs: int) -> Decision:
+    """New / resume / extend / complete for ``max_epochs``, without torch when ``state.json`` exists."""
+    state = training_state(exp)
+    if state is None:
+        return Decision(NEW, 0, max_epochs, 0, False, None, exp.id)
+    done, step, mid = int(state["epochs_completed"]), int(state["global_step"]), bool(state.get("mid_epoch"))
+    target_then = int(state.get("max_epochs", max_epochs))
+    if done >= max_epochs:
+        action = COMPLETE
+    elif not mid and done >= target_then:
+        action = EXTEND  # the previous run reached its own target; more epochs were asked for
+    else:
+        action = RESUME
+    return Decision(action, done, max_epochs, step, mid and action != COMPLETE, exp.last_ckpt, exp.id)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    name: str
+    path: Path
+    epochs_done: int | None
+    size: int
+    modified: str
+
+
+def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
+    """Per-epoch checkpoints in epoch order, then ``last.ckpt``; sizes and times from the file system."""
+    if not exp.checkpoints.is_dir():
+        return []
+    out = []
+    state = read_state(exp) or {}
+    for p in exp.checkpoints.glob("*.ckpt"):
+        m = _EPOCH_FILE.search(p.name)
+        if m:
+            epochs = int(m.group(1))
+        elif p.name == LAST:
+            epochs = state.get("epochs_completed")
+        else:
+            epochs = None
+        st = p.stat()
+        when = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
+        out.append(CheckpointInfo(p.stem, p, epochs, st.st_size, when))
+    out.sort(key=lambda c: (c.name == "last", c.epochs_done or 0, c.name))
+    return out
+
+
+def find_checkpoint(exp: ExperimentPaths, name: str | None) -> Path:
+    """``last.ckpt`` or the named checkpoint (``epoch-0003`` or ``epoch-0003.ckpt``); clear error if absent."""
+    from MLSystem.errors import MLSystemError
+
+    if not name:
+        if exp.last_ckpt.is_file():
+            return exp.last_ckpt
+        raise MLSystemError(f"experiment {exp.id} has no checkpoint yet")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise MLSystemError(f"checkpoint {name!r}: expected a file name such as epoch-0003 or last")
+    path = exp.checkpoints / (name if name.endswith(".ckpt") else f"{name}.ckpt")
+    if not path.is_file():
+        have = ", ".join(c.name for c in list_checkpoints(exp)) or "none"
+        raise MLSystemError(f"checkpoint {name!r} not found in experiment {exp.id} (available: {have})")
+    return path
+
+
+def _state_from_checkpoint(path: Path) -> dict[str, Any] | None:
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return None
+    if STATE_KEY in ckpt:
+        return dict(ckpt[STATE_KEY])
+    # A plain Lightning checkpoint: assume it was saved at an epoch end.
+    return {"epochs_completed": int(ckpt.get("epoch", -1)) + 1, "global_step": int(ckpt.get("global_step", 0)),
+            "mid_epoch": False}
+
+
+def _checkpoint_io_class():
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Atomic writes (temp + fsync + rename); ``state.json`` follows every ``last.ckpt``."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+            import torch
+
+            from MLSystem.utils.atomic import atomic_write
+
+            path = Path(path)
+            atomic_write(path, lambda fh: torch.save(checkpoint, fh))
+            if path.name == LAST and STATE_KEY in checkpoint:
+                state = dict(checkpoint[STATE_KEY], checkpoint=LAST)
+                write_state(ExperimentPaths(path.parent.parent), state)
+
+    return AtomicCheckpointIO
+
+
+def atomic_checkpoint_io():
+    """A Lightning ``CheckpointIO`` plugin instance (pass in ``Trainer(plugins=[...])``)."""
+    return _checkpoint_io_class()()
+
+
+def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
+    """Lightning ``ModelCheckpoint`` callbacks for per-epoch files, ``last.ckpt`` and mid-epoch saves."""
+    from datetime import timedelta
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    class EpochCheckpoint(ModelCheckpoint):
+        # Name files by epochs *completed* (1-based), which is what users count.
+        def _monitor_candidates(self, trainer):
+            import torch
+
+            candidates = super()._monitor_candidates(trainer)
+            candidates["epochs_done"] = torch.tensor(trainer.current_epoch + 1)
+            return candidates
+
+    keep = int(params.get("keep_epoch_checkpoints", -1))
+    epoch_kwargs: dict[str, Any] = {"save_top_k": -1}
+    if keep >= 0:
+        epoch_kwargs = {"save_top_k": keep, "monitor": "step", "mode": "max"}
+    callbacks = [
+        EpochCheckpoint(dirpath=exp.checkpoints, filename="epoch-{epochs_done:04d}", auto_insert_metric_name=False,
+                        every_n_epochs=1, save_last=True, enable_version_counter=False, **epoch_kwargs),
+    ]
+    steps = int(params.get("checkpoint_every_n_steps", 0))
+    if steps > 0:
+        callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, every_n_train_steps=steps, save_top_k=0,
+                                         save_last=True, save_on_train_epoch_end=False, enable_version_counter=False))
+    minutes = float(params.get("checkpoint_every_minutes", 0))
+    if minutes > 0:
+        callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, train_time_interval=timedelta(minutes=minutes),
+                                         save_top_k=0, save_last=True, save_on_train_epoch_end=False,
+                                         enable_version_counter=False))
+    return callbacks
+

@@ -1,0 +1,66 @@
+"""The Common layer: training knobs every experiment has, lowest in the merge order.
+
+Dataset, Adapter and Model configs may redeclare any of these fields to change its default
+for their selection (e.g. a model that wants ``lr = 3e-3``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from MLSystem.utils.config_base import ConfigBase, param
+
+
+@dataclass
+class CommonConfig(ConfigBase):
+    seed: int = param(42, "Random seed for weights, data order and augmentation")
+    max_epochs: int = param(
+        10, "Epochs to train; raising it on a finished experiment trains the extra epochs",
+        identity=False,
+    )
+    batch_size: int = param(64, "Training batch size")
+    optimizer: str = param("adamw", "Optimizer", choices=("adam", "adamw", "sgd"))
+    lr: float = param(1e-3, "Peak learning rate")
+    weight_decay: float = param(0.0, "Weight decay")
+    momentum: float = param(0.9, "Momentum (sgd only)")
+    scheduler: str = param(
+        "cosine", "Learning-rate schedule over the whole run (rebuilt when epochs are added)",
+        choices=("none", "cosine", "linear"),
+    )
+    warmup_steps: int = param(0, "Linear warm-up steps before the schedule")
+    grad_clip: float = param(0.0, "Gradient-norm clipping; 0 disables it")
+    precision: str = param(
+        "32-true", "Numeric precision", choices=("32-true", "16-mixed", "bf16-mixed"),
+    )
+    limit_samples: int = param(
+        0, "Light mode: use at most this many training samples (0 = all)",
+    )
+    accelerator: str = param(
+        "auto", "Device type", identity=False, choices=("auto", "cpu", "gpu", "mps"),
+    )
+    devices: str = param("auto", "Devices to use (Lightning syntax)", identity=False)
+    num_workers: int = param(0, "DataLoader worker processes", identity=False)
+    log_every_n_steps: int = param(10, "Metrics-log interval in optimizer steps", identity=False)
+    checkpoint_every_n_steps: int = param(
+        0, "Also checkpoint every N steps mid-epoch (0 = only at epoch ends)", identity=False,
+    )
+    checkpoint_every_minutes: float = param(
+        5.0, "Also checkpoint mid-epoch after this many minutes (0 = off); bounds what a kill loses",
+        identity=False,
+    )
+    keep_epoch_checkpoints: int = param(
+        -1, "Per-epoch checkpoint files to keep (-1 = all)", identity=False,
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_epochs < 1:
+            problems.append(f"max_epochs: must be >= 1, got {self.max_epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            problems.append(f"lr: must be > 0, got {self.lr}")
+        if self.limit_samples < 0:
+            problems.append(f"limit_samples: must be >= 0, got {self.limit_samples}")
+        if problems:
+            raise ValueError("; ".join(problems))

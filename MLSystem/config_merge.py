@@ -1,0 +1,280 @@
+"""The one place where configs are merged: ``Common < Dataset < Adapter < Model < config.yaml < overrides``.
+
+Training, plots, the loader, ``submit`` and the GUI preview all call :func:`merge_config`.
+Each layer contributes the fields its dataclass declares (with their defaults); a later layer
+that redeclares a field wins, and its field type is the one values are coerced to. Values set
+in ``configs/config.yaml`` (``params:``) and on the command line are typed by OmegaConf against
+that merged schema, so ``lr=1`` and ``lr=1e-3`` arrive as floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from MLSystem.common_config import CommonConfig
+from MLSystem.errors import ConfigError, suggest
+from MLSystem.paths import ProjectPaths
+from MLSystem.registry import Registry
+from MLSystem.utils.config_base import ConfigBase, FieldInfo
+
+LAYERS = ("common", "dataset", "adapter", "model")
+CONFIG_YAML, OVERRIDE = "config.yaml", "override"
+# Keys that select definitions instead of setting a parameter.
+SELECTION_KEYS = ("dataset", "model", "adapter", "init_from")
+_SAFE_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_./:+-]*")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which definitions an experiment uses. ``init_from`` names a parent checkpoint
+    (``EXPERIMENT_ID`` or ``EXPERIMENT_ID/CHECKPOINT``) to warm-start from."""
+
+    dataset: str
+    model: str
+    adapter: str
+    init_from: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["init_from"] is None:
+            del d["init_from"]
+        return d
+
+
+@dataclass
+class MergedConfig:
+    """Result of the merge: typed ``params`` plus everything needed to explain them."""
+
+    selection: Selection
+    params: dict[str, Any]
+    defaults: dict[str, Any]  # what the layers' dataclass defaults alone give
+    sources: dict[str, str]  # key -> "common" | "dataset" | "adapter" | "model" | "config.yaml" | "override"
+    fields: dict[str, FieldInfo]  # the winning declaration of each key
+    layer_classes: dict[str, type[ConfigBase]] = field(default_factory=dict)
+
+    @property
+    def identity_keys(self) -> list[str]:
+        return sorted(k for k, f in self.fields.items() if f.identity)
+
+
+def parse_overrides(args: Iterable[str], *, allow_sweeps: bool = False) -> dict[str, Any]:
+    """Parse ``key=value`` strings with Hydra's override grammar into typed Python values.
+
+    Sweep values (``a=1,2``) are returned as :class:`Sweep` when ``allow_sweeps``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    args = list(args)
+    out: dict[str, Any] = {}
+    problems = []
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=args)
+    except HydraException as exc:
+        raise ConfigError(f"override: {str(exc).splitlines()[0]} (expected key=value)") from None
+    for ov in parsed:
+        key = ov.key_or_group
+        if ov.type == OverrideType.DEL:
+            problems.append(f"{key}: deleting keys (~{key}) is not supported")
+            continue
+        if ov.package:
+            problems.append(f"{key}@{ov.package}: packages are not supported; use plain key=value")
+            continue
+        if ov.is_sweep_override():
+            if not allow_sweeps:
+                problems.append(f"{key}: sweeps ({ov.input_line}) are not allowed here; queue them with MLSystem.submit")
+                continue
+            out[key] = Sweep(list(ov.sweep_string_iterator()))
+        else:
+            out[key] = ov.value()
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The values of one swept key, as override strings (``lr=0.1,0.01`` -> ['0.1', '0.01'])."""
+
+    values: list[str]
+
+
+def expand_sweeps(args: Iterable[str]) -> list[list[str]]:
+    """Expand a Hydra multirun command line into the cross product of plain override lists."""
+    parsed = parse_overrides(args, allow_sweeps=True)
+    keys, choices = [], []
+    for key, value in parsed.items():
+        keys.append(key)
+        if isinstance(value, Sweep):
+            choices.append([f"{key}={v}" for v in value.values])
+        else:
+            choices.append([_to_override(key, value)])
+    return [list(combo) for combo in itertools.product(*choices)] if keys else [[]]
+
+
+def _to_override(key: str, value: Any) -> str:
+    """Render a typed value back into Hydra override syntax."""
+    if value is None:
+        return f"{key}=null"
+    if isinstance(value, bool):
+        return f"{key}={'true' if value else 'false'}"
+    if isinstance(value, (list, dict)):
+        return f"{key}={json.dumps(value, separators=(',', ':'))}"
+    text = str(value)
+    if isinstance(value, str) and not _SAFE_UNQUOTED.fullmatch(text):
+        text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{key}={text}"
+
+
+def load_base_config(paths: ProjectPaths) -> dict[str, Any]:
+    """``configs/config.yaml``: default selection and project-wide ``params``."""
+    from omegaconf import OmegaConf
+
+    file = paths.config_yaml
+    if not file.is_file():
+        return {}
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(file), resolve=True)
+    except Exception as exc:
+        raise ConfigError(f"{file}: {str(exc).splitlines()[0]}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: must be a mapping with dataset, model, adapter and params")
+    allowed = set(SELECTION_KEYS) | {"params"}
+    for k in raw:
+        if k not in allowed:
+            raise ConfigError(f"{file}: unknown key {k!r}" + suggest(str(k), allowed) + "; parameters go under 'params:'")
+    return raw
+
+
+def resolve_selection(registry: Registry, base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Selection:
+    """Selection from overrides, else ``config.yaml``; the adapter defaults to the one named after the dataset."""
+
+    def pick(key: str) -> Any:
+        return overrides.get(key, base.get(key))
+
+    dataset, model = pick("dataset"), pick("model")
+    missing = [k for k, v in (("dataset", dataset), ("model", model)) if not v]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)}: not selected; pass e.g. dataset=NAME model=NAME "
+            f"(datasets: {', '.join(sorted(registry.datasets))}; models: {', '.join(sorted(registry.models))})"
+        )
+    dataset, model = str(dataset), str(model)
+    registry.dataset(dataset)
+    adapter = registry.adapter(model, pick("adapter") and str(pick("adapter")), dataset)
+    init_from = pick("init_from")
+    return Selection(dataset, model, adapter.name, str(init_from) if init_from else None)
+
+
+def merge_config(
+    overrides: Mapping[str, Any] | Iterable[str] = (),
+    *,
+    registry: Registry | None = None,
+    paths: ProjectPaths | None = None,
+    use_base_config: bool = True,
+) -> MergedConfig:
+    """Merge the layers of the selected definitions and apply overrides.
+
+    ``overrides`` is either ``key=value`` strings or an already typed mapping (e.g. from a
+    saved experiment). Raises :class:`ConfigError` listing every problem at once.
+    """
+    paths = paths or (registry.paths if registry else ProjectPaths.discover())
+    registry = registry or Registry.load(paths)
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    base = load_base_config(paths) if use_base_config else {}
+    selection = resolve_selection(registry, base, overrides)
+
+    layer_classes: dict[str, type[ConfigBase]] = {
+        "common": CommonConfig,
+        "dataset": registry.dataset(selection.dataset).config_class(),
+        "adapter": registry.adapter(selection.model, selection.adapter, selection.dataset).config_class(),
+        "model": registry.model(selection.model).config_class(),
+    }
+    fields: dict[str, FieldInfo] = {}
+    defaults: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    problems: list[str] = []
+    for layer in LAYERS:
+        for info in layer_classes[layer].field_infos():
+            if info.name in SELECTION_KEYS or info.name == "params":
+                problems.append(f"{layer} config {layer_classes[layer].__name__}: field name {info.name!r} is reserved")
+                continue
+            fields[info.name] = info
+            defaults[info.name] = info.default
+            sources[info.name] = layer
+    if problems:
+        raise ConfigError(problems)
+
+    schema = _typed_schema(fields, defaults)
+    values: dict[str, tuple[Any, str]] = {}
+    for key, value in (base.get("params") or {}).items():
+        values[key] = (value, CONFIG_YAML)
+    for key, value in overrides.items():
+        if key not in SELECTION_KEYS:
+            values[key] = (value, OVERRIDE)
+    for key, (value, origin) in values.items():
+        if key not in fields:
+            where = "configs/config.yaml params" if origin == CONFIG_YAML else "override"
+            problems.append(f"{key}: unknown parameter ({where})" + suggest(key, list(fields) + list(SELECTION_KEYS)))
+            continue
+        try:
+            schema[key] = value
+        except Exception as exc:
+            problems.append(f"{key}: {value!r} is not a valid {_type_name(fields[key].type)} ({_first_line(exc)})")
+            continue
+        sources[key] = origin
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(schema, resolve=True)
+    for key, info in fields.items():
+        if info.choices and params[key] not in info.choices:
+            problems.append(f"{key}: {params[key]!r} is not one of {', '.join(map(repr, info.choices))}")
+    problems.extend(_layer_checks(layer_classes, params))
+    if problems:
+        raise ConfigError(problems)
+    return MergedConfig(selection, params, defaults, sources, fields, layer_classes)
+
+
+def _typed_schema(fields: dict[str, FieldInfo], defaults: dict[str, Any]):
+    from omegaconf import OmegaConf
+
+    spec = []
+    for name, info in fields.items():
+        default = defaults[name]
+        if isinstance(default, (list, dict)):
+            spec.append((name, info.type, dataclasses.field(default_factory=lambda d=default: type(d)(d))))
+        else:
+            spec.append((name, info.type, dataclasses.field(default=default)))
+    try:
+        return OmegaConf.structured(dataclasses.make_dataclass("AllParams", spec))
+    except Exception as exc:
+        raise ConfigError(f"config fields: a type OmegaConf cannot check ({_first_line(exc)})") from None
+
+
+def _layer_checks(layer_classes: dict[str, type[ConfigBase]], params: dict[str, Any]) -> list[str]:
+    """Instantiate each layer's dataclass with the merged values so its ``__post_init__`` checks run."""
+    problems = []
+    for layer, cls in layer_classes.items():
+        names = [f.name for f in dataclasses.fields(cls)]
+        try:
+            cls(**{n: params[n] for n in names})
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{str(exc)} ({layer} config {cls.__name__})")
+    return problems
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

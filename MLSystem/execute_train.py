@@ -1,0 +1,259 @@
+"""Entry point: ``python -m MLSystem.execute_train dataset=digits model=cnn max_epochs=4 lr=0.01``.
+
+build -> decide (new / resume / extend / complete) -> ``Trainer.fit(ckpt_path=...)``.
+Prints one line saying what it decided and why. Exit codes (:class:`MLSystem.errors.ExitCode`):
+0 trained or already complete, 1 the code failed, 2 bad configuration, 3 stopped on request
+(checkpoint saved), 4 the experiment is being trained by another process.
+
+The "already complete" path never imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from MLSystem import checkpoint_manager as cm
+from MLSystem import experiment_store as store
+from MLSystem.builder import ExperimentBuilder, ExperimentContext
+from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.paths import ProjectPaths
+
+log = logging.getLogger("MLSystem.train")
+
+# Set by the runner for queued jobs: an extra metrics file and the job's stop flag.
+JOB_METRICS_ENV = "MLSYSTEM_JOB_METRICS"
+JOB_STOP_ENV = "MLSYSTEM_STOP_FILE"
+
+
+@dataclass
+class TrainResult:
+    exit_code: ExitCode
+    experiment_id: str | None
+    action: str | None
+    message: str
+    epochs_done: int = 0
+
+
+def train(overrides: Iterable[str] | dict[str, Any] = (), *, paths: ProjectPaths | None = None,
+          out=print) -> TrainResult:
+    """Build, decide and train. Raises :class:`MLSystemError` for bad input."""
+    ctx = ExperimentBuilder(overrides, paths=paths).build()
+    decision = ctx.decide()
+    if decision.action == cm.COMPLETE:
+        out(decision.message)
+        return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message, decision.epochs_done)
+    with store.lease(ctx.exp):
+        decision = ctx.decide()  # another process may have trained while we waited
+        if decision.action == cm.COMPLETE:
+            out(decision.message)
+            return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message,
+                               decision.epochs_done)
+        message = decision.message
+        if decision.action == cm.NEW and (why := ctx.explain_new()):
+            message += f" ({why})"
+        out(message)
+        return _fit(ctx, decision, message)
+
+
+def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainResult:
+    exp = ctx.exp
+    exp.dir.mkdir(parents=True, exist_ok=True)
+    handler = _file_logging(exp.log)
+    try:
+        log.info("%s", message)
+        fingerprint = ctx.fingerprint()
+        parent = ctx.selection.init_from.split("/")[0] if ctx.selection.init_from else None
+        meta = store.init_metadata(exp, ctx.identity, ctx.identity_values, fingerprint, parent)
+        if decision.action != cm.NEW and (changed := store.changed_fingerprint(meta, fingerprint)):
+            warning = f"warning: code of {', '.join(changed)} changed since {exp.id} was created; continuing"
+            print(warning, file=sys.stderr)
+            log.warning(warning)
+        store.write_resolved_config(exp, ctx.selection.as_dict(), ctx.all_params, ctx.sources)
+        segment = {"kind": decision.action, "from_epoch": decision.epochs_done, "to_epoch": decision.max_epochs,
+                   "from_step": decision.global_step, "started": store.now_iso(), "pid": os.getpid(),
+                   "status": store.RUNNING}
+        segments = meta.get("segments", []) + [segment]
+        store.update_metadata(exp, status=store.RUNNING, max_epochs=decision.max_epochs, segments=segments,
+                              fingerprint=fingerprint if decision.action == cm.NEW else meta.get("fingerprint"))
+        with contextlib.suppress(FileNotFoundError):
+            exp.stop_flag.unlink()  # a request meant for an earlier run
+        try:
+            code, status, note = _run_trainer(ctx, decision)
+        except Exception as exc:
+            log.error("training failed:\n%s", traceback.format_exc())
+            segment.update(ended=store.now_iso(), status=store.FAILED)
+            store.update_metadata(exp, status=store.FAILED, segments=segments,
+                                  error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        state = cm.training_state(exp) or {}
+        segment.update(ended=store.now_iso(), status=status, to_step=state.get("global_step"),
+                       reached_epoch=state.get("epochs_completed"))
+        store.update_metadata(exp, status=status, segments=segments, epochs_done=state.get("epochs_completed", 0),
+                              global_step=state.get("global_step", 0))
+        log.info("finished: %s %s", status, note)
+        return TrainResult(code, exp.id, decision.action, note or message, int(state.get("epochs_completed", 0)))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCode, str, str]:
+    """Run Lightning; returns (exit code, experiment status, note)."""
+    import warnings
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from MLSystem.callbacks import JobLoggingCallback, StopCallback, StopRequested
+    from MLSystem.resumable import ExactResumeCallback
+
+    params, exp = ctx.all_params, ctx.exp
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning 2.6 on torch 2.11
+    pl.seed_everything(int(params["seed"]), workers=True, verbose=False)
+    model = ctx.model
+    if decision.action == cm.NEW and ctx.selection.init_from:
+        _warm_start(ctx, model)
+
+    stop_event = threading.Event()
+    previous = _install_stop_signals(stop_event)
+    metrics_files = [exp.metrics] + ([Path(os.environ[JOB_METRICS_ENV])] if os.environ.get(JOB_METRICS_ENV) else [])
+    flags = [exp.stop_flag] + ([Path(os.environ[JOB_STOP_ENV])] if os.environ.get(JOB_STOP_ENV) else [])
+    callbacks = [
+        ExactResumeCallback(),
+        JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
+                           run_kind=decision.action),
+        StopCallback(flags, stop_event, exp.last_ckpt),
+        *cm.checkpoint_callbacks(exp, params),
+    ]
+    trainer = pl.Trainer(
+        max_epochs=decision.max_epochs,
+        accelerator=params["accelerator"],
+        devices=_devices(params["devices"]),
+        precision=params["precision"],
+        gradient_clip_val=float(params["grad_clip"]) or None,
+        callbacks=callbacks,
+        plugins=[cm.atomic_checkpoint_io()],
+        logger=False,
+        enable_progress_bar=sys.stdout.isatty(),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(exp.dir),
+    )
+    ckpt = str(decision.ckpt_path) if decision.action in (cm.RESUME, cm.EXTEND) else None
+    t0 = time.time()
+    try:
+        trainer.fit(model, datamodule=ctx.datamodule, ckpt_path=ckpt)
+    except (StopRequested, SIGTERMException) as exc:
+        note = f"stopped {exp.id} at step {trainer.global_step}; resumable (checkpoint saved)"
+        log.info("%s (%s)", note, type(exc).__name__)
+        print(note, flush=True)
+        return ExitCode.STOPPED, store.STOPPED, note
+    finally:
+        _restore_signals(previous)
+    state = cm.training_state(exp) or {}
+    note = f"{exp.id} trained to epoch {state.get('epochs_completed')}/{decision.max_epochs} in {time.time() - t0:.1f}s"
+    print(note, flush=True)
+    return ExitCode.OK, store.COMPLETE, note
+
+
+def _warm_start(ctx: ExperimentContext, model) -> None:
+    """Initialise weights from ``init_from=EXPERIMENT[/CHECKPOINT]`` (a new experiment; the parent is untouched)."""
+    import torch
+
+    ref = ctx.selection.init_from or ""
+    parent_prefix, _, ckpt_name = ref.partition("/")
+    parent = store.resolve_id(ctx.paths, parent_prefix)
+    path = cm.find_checkpoint(ctx.paths.experiment(parent), ckpt_name or None)
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    log.info("warm start from %s (%d missing, %d unexpected keys)", path, len(missing), len(unexpected))
+    print(f"warm start from {parent}/{path.stem}", flush=True)
+
+
+def _devices(value: str) -> Any:
+    value = str(value)
+    return int(value) if value.isdigit() else value
+
+
+def _install_stop_signals(event: threading.Event) -> dict:
+    """First SIGTERM / Ctrl-C: stop gracefully at the next step. A second Ctrl-C interrupts."""
+    previous = {}
+
+    def on_signal(signum, frame):
+        if signum == signal.SIGINT and event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print(f"received {signal.Signals(signum).name}: stopping after this step (checkpoint kept)",
+              file=sys.stderr, flush=True)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not in the main thread (e.g. called from a GUI worker)
+            pass
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _file_logging(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric"):
+        logging.getLogger(name).propagate = True
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        result = train(argv)
+    except MLSystemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except Exception as exc:
+        _report_crash(argv, exc)
+        return int(ExitCode.FAILED)
+    return int(result.exit_code)
+
+
+def _report_crash(argv: list[str], exc: BaseException) -> None:
+    """One line on stderr; the traceback is in the experiment's ``train.log`` (or a fallback file)."""
+    target = None
+    try:
+        target = ExperimentBuilder(argv).build().exp.log
+    except Exception:
+        pass
+    if target is None or not target.exists():
+        target = ProjectPaths.discover().output / "execute_train-errors.log"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(f"\n[{store.now_iso()}] execute_train {' '.join(argv)}\n{traceback.format_exc()}")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(f"error: {type(exc).__name__}: {first} (traceback in {target})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Exact mid-epoch resume: a run stopped or killed mid-epoch continues as if never interrupted.
+
+Lightning resumes loop counters but, with a plain ``DataLoader``, replays the first samples of
+the epoch and re-seeds the RNG. Three pieces fix that:
+
+* :class:`ResumableSampler` — the epoch's order is a pure function of ``(seed, epoch)``; after a
+  restore it skips the samples already consumed in that epoch.
+* :class:`ResumableDataLoader` — implements ``state_dict``/``load_state_dict``, which Lightning
+  stores in the checkpoint and restores right before it creates the iterator (so worker
+  processes prefetch the right indices).
+* :class:`ExactResumeCallback` — counts consumed batches, saves the RNG states with each
+  checkpoint and restores them at the first batch after a resume, and writes the training
+  state (epochs completed, global step) into the checkpoint for ``state.json``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from pytorch_lightning import Callback
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from MLSystem.checkpoint_manager import STATE_KEY
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Any fixed injective-enough mix works; it only has to be the same in every process.
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**63 - 1)
+
+
+class ResumableSampler(Sampler[int]):
+    """Shuffled (or sequential) order fixed by ``(seed, epoch)``; can start mid-epoch."""
+
+    def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int = 0):
+        self.num_samples = num_samples
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._skip = 0
+        self._skip_epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
+
+    def order(self, epoch: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.num_samples))
+        g = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        return torch.randperm(self.num_samples, generator=g).tolist()
+
+    def skip_in_epoch(self, epoch: int, samples: int) -> None:
+        """Start epoch ``epoch`` after its first ``samples`` samples (once)."""
+        self._skip, self._skip_epoch = samples, epoch
+
+    def __iter__(self) -> Iterator[int]:
+        skip = self._skip if self._skip_epoch == self.epoch else 0
+        self._skip, self._skip_epoch = 0, None
+        return iter(self.order(self.epoch)[skip:])
+
+    def __len__(self) -> int:
+        # The full epoch: Lightning counts the already-done batches itself after a restore.
+        return self.num_samples
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ResumableSampler` whose position is saved in checkpoints."""
+
+    def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 **kwargs: Any):
+        sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed)
+        self._seed = seed
+        generator = torch.Generator().manual_seed(seed)
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=generator, **kwargs)
+        self.consumed_batches = 0
+
+    def __iter__(self):
+        # Worker seeds come from this generator: make them a function of (seed, epoch) too.
+        self.generator.manual_seed(_epoch_seed(self._seed + 1, self.sampler.epoch))
+        return super().__iter__()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.sampler.epoch, "consumed_samples": self.consumed_batches * self.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        consumed = int(state.get("consumed_samples", 0))
+        epoch = int(state.get("epoch", 0))
+        self.consumed_batches = consumed // self.batch_size
+        if 0 < consumed < len(self.dataset):
+            self.sampler.skip_in_epoch(epoch, consumed)
+
+
+def capture_rng() -> dict[str, Any]:
+    """RNG states as tensors and plain types (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(obj: Any) -> Any:
+    return tuple(_as_tuple(x) for x in obj) if isinstance(obj, (list, tuple)) else obj
+
+
+class ExactResumeCallback(Callback):
+    """Keeps the data position and RNG streams of an interrupted run; records training state."""
+
+    def __init__(self) -> None:
+        self._pending_rng: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "ExactResume"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": capture_rng()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending_rng = state_dict.get("rng")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._pending_rng is not None:
+            restore_rng(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loader = trainer.train_dataloader
+        if isinstance(loader, ResumableDataLoader):
+            loader.consumed_batches = batch_idx + 1
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[STATE_KEY] = training_state(trainer)
+
+
+def training_state(trainer) -> dict[str, Any]:
+    """Epochs completed / global step as the checkpoint being written will restore them."""
+    loop = trainer.fit_loop.epoch_loop
+    total = trainer.num_training_batches
+    epoch_done = total != float("inf") and loop.batch_progress.current.processed >= total
+    return {
+        "epochs_completed": trainer.current_epoch + (1 if epoch_done else 0),
+        "global_step": int(trainer.global_step),
+        "mid_epoch": not epoch_done and loop.batch_progress.current.processed > 0,
+        "max_epochs": int(trainer.max_epochs),
+    }

@@ -1,0 +1,34 @@
+"""A multi-layer perceptron over flat feature vectors (its adapter flattens whatever the data is)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from MLSystem.base.model import BaseModel
+
+
+class MLP(BaseModel):
+    def __init__(self, params: dict, input_dim: int, num_classes: int):
+        super().__init__(params, input_dim=input_dim, num_classes=num_classes)
+        layers, width = [], input_dim
+        for _ in range(int(params["layers"])):
+            layers += [nn.Linear(width, int(params["hidden"])), nn.ReLU(), nn.Dropout(float(params["dropout"]))]
+            width = int(params["hidden"])
+        self.net = nn.Sequential(*layers, nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(-1) == y).float().mean())

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test gets its own project copy (configs + definitions) as MLSYSTEM_ROOT."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Small, fast settings for the digits examples (a 1-epoch run takes about a second).
+FAST = ["n_train=256", "n_val=64", "batch_size=32"]
+
+
+def make_project(root: Path) -> Path:
+    """A separate MLSystem world: its own configs/, definitions/, output/ and queue/."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copytree(REPO / "definitions", root / "definitions",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = make_project(tmp_path / "proj")
+    monkeypatch.setenv("MLSYSTEM_ROOT", str(root))
+    monkeypatch.chdir(root)
+    return root
+
+
+def cli_env(root: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONUNBUFFERED="1", **extra)
+    env.pop("PYTHONHASHSEED", None)
+    return env
+
+
+def run_cli(root: Path, module: str, *args: str, timeout: float = 300, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` in the project like a user would."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env or cli_env(root),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
