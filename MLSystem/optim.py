@@ -17,16 +17,15 @@ import torch
 from MLSystem.errors import ConfigError
 
 
-def lr_factor(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    """Multiplier of the peak lr at a given optimizer step."""
-    total = max(1, int(total))
+def lr_factor(kind: str, warmup: int, total_steps: Callable[[], int]) -> Callable[[int], float]:
+    """Multiplier of the peak lr at a given optimizer step; the total is read at each call."""
 
     def factor(step: int) -> float:
         if warmup > 0 and step < warmup:
             return (step + 1) / warmup
-        if kind == "none":
+        if kind == "none" or step <= warmup:
             return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        progress = min(1.0, (step - warmup) / max(1, total_steps() - warmup))
         if kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0 - progress  # linear
@@ -45,8 +44,18 @@ def build_optimizers(module: torch.nn.Module, params: dict[str, Any]) -> dict[st
         opt = torch.optim.SGD(trainable, lr=lr, weight_decay=wd, momentum=float(params["momentum"]))
     else:
         raise ConfigError(f"optimizer: {name!r} is not one of 'adam', 'adamw', 'sgd'")
-    total = int(module.trainer.estimated_stepping_batches)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(params["scheduler"], int(params["warmup_steps"]), total))
+    trainer = module.trainer
+
+    def total_steps() -> int:
+        # Not `trainer.estimated_stepping_batches`: calling it here sets up the train loader
+        # before the checkpoint is restored, and Lightning then skips restoring the loader's
+        # position (breaking exact mid-epoch resume).
+        batches = trainer.num_training_batches
+        if batches == float("inf"):
+            return 1
+        return max(1, int(trainer.max_epochs) * int(batches) // int(trainer.accumulate_grad_batches))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(params["scheduler"], int(params["warmup_steps"]), total_steps))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -151,12 +151,15 @@ class ExactResumeCallback(Callback):
 
 def training_state(trainer) -> dict[str, Any]:
     """Epochs completed / global step as the checkpoint being written will restore them."""
-    loop = trainer.fit_loop.epoch_loop
+    epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress.current
     total = trainer.num_training_batches
-    epoch_done = total != float("inf") and loop.batch_progress.current.processed >= total
+    # Between the last batch and the fit loop's epoch bookkeeping (validation, epoch-end
+    # checkpoints) the epoch is trained but not yet counted as processed.
+    batches_done = total != float("inf") and batches.processed >= total
+    completed = epochs.processed + (1 if batches_done and epochs.processed < epochs.started else 0)
     return {
-        "epochs_completed": trainer.current_epoch + (1 if epoch_done else 0),
+        "epochs_completed": int(completed),
         "global_step": int(trainer.global_step),
-        "mid_epoch": not epoch_done and loop.batch_progress.current.processed > 0,
+        "mid_epoch": epochs.processed < epochs.started and not batches_done and batches.processed > 0,
         "max_epochs": int(trainer.max_epochs),
     }

@@ -24,6 +24,24 @@ def make_project(root: Path) -> Path:
     return root
 
 
+def add_probe_model(root: Path) -> None:
+    """Register the test-only `probe` model (records every training sample) in a project."""
+    import json
+
+    target = root / "definitions" / "models" / "probe"
+    shutil.copytree(REPO / "tests" / "fixtures" / "probe", target)
+    shutil.copytree(REPO / "definitions" / "models" / "cnn" / "adapters", target / "adapters",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    reg_file = root / "configs" / "registry.json"
+    reg = json.loads(reg_file.read_text())
+    reg["models"]["probe"] = {
+        "path": "definitions/models/probe", "config": "ProbeConfig", "class": "Probe",
+        "adapters": {"digits": {"path": "definitions/models/probe/adapters/digits",
+                                "config": "DigitsToCNNConfig", "class": "DigitsToCNN"}},
+    }
+    reg_file.write_text(json.dumps(reg, indent=2))
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     root = make_project(tmp_path / "proj")

@@ -1,0 +1,340 @@
+"""Transient queue runner: ``python -m MLSystem.runner [--wait SECONDS] [--json]``.
+
+Runs pending jobs one at a time (priority, then queue position, then age) as subprocesses and
+exits when nothing is left (``--wait`` lingers for new jobs). One runner per queue: a second one
+says which pid holds the queue and exits 0.
+
+* Output of each job goes to ``queue/logs/{job}.log``; the job records pid, host, start/end,
+  exit code, experiment ID and, on failure, the last lines of its log.
+* Exit 0 -> finished/, 3 -> stopped/ when a stop was requested (``submit --stop``), 4 (the
+  experiment is trained by another process) -> stays pending and is retried later, other ->
+  failed/. Killed by a signal -> failed/ with the signal named (``submit --requeue`` runs it again).
+* Interrupted by infrastructure, not by its code: a job left in running/ by a dead runner goes back
+  to pending at the next runner start (attempts +1, failed past ``max_attempts``); a job stopped by
+  a signal from outside (checkpoint saved, exit 3 without a request) is requeued the same way.
+* The job process gets SIGTERM if the runner dies (Linux ``PR_SET_PDEATHSIG``), so it saves a
+  checkpoint instead of training on unsupervised.
+* SIGTERM / Ctrl-C on the runner: the current job checkpoints and stops; it stays pending and
+  resumes at the next runner start. Exit status 3 then, else 0.
+* ``submit --drain``: the runner finishes the current job, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.job_queue import Job, JobQueue, Kind, Status, format_seconds, now_iso, pid_alive
+from MLSystem.paths import ProjectPaths
+from MLSystem.utils.atomic import atomic_write_json, read_json
+
+POLL_S = 0.05  # how often an idle runner looks for new jobs (submit-to-start latency)
+BUSY_BACKOFF_S = 3.0
+TAIL_LINES = 15
+FAULT_ENV = "MLSYSTEM_RUNNER_FAULT"  # tests: SIGKILL the runner itself at a named point
+
+
+def _fault(point: str) -> None:
+    """Fault injection for tests: ``MLSYSTEM_RUNNER_FAULT=after_claim`` kills the runner there."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when the runner dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
+    """Last lines this attempt wrote to the log (the error summary of a failed job)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    return "\n".join(kept)[-3000:]
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+class Runner:
+    def __init__(self, queue: JobQueue, *, wait: float = 0.0, as_json: bool = False, out=print):
+        self.queue = queue
+        self.wait = wait
+        self.as_json = as_json
+        self.out = out
+        self.shutdown: str | None = None  # name of the signal that asked us to stop
+        self.proc: subprocess.Popen | None = None
+        self.current: Job | None = None
+        self.counts = {s.value: 0 for s in Status}
+        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+
+    # -- output ----------------------------------------------------------------------------------
+    def say(self, event: str, text: str, **data: Any) -> None:
+        if self.as_json:
+            self.out(json.dumps({"event": event, "message": text, "time": now_iso(), **data}, default=str))
+        else:
+            self.out(text)
+
+    # -- main loop -------------------------------------------------------------------------------
+    def run(self) -> int:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.queue.paths.runner_lock), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = read_json(self.queue.paths.runner_info) or {}
+            self.say("busy", f"another runner is active on {self.queue.paths.root}: pid {holder.get('pid', '?')} "
+                             f"on {holder.get('host', '?')} since {holder.get('since', '?')}; exiting",
+                     holder=holder)
+            return int(ExitCode.OK)
+        try:
+            atomic_write_json(self.queue.paths.runner_info, self.info)
+            previous = self._install_signals()
+            try:
+                return self._run_locked()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.queue.paths.runner_info.unlink()
+            lock.release()
+
+    def _run_locked(self) -> int:
+        if self.queue.cancel_drain():
+            self.say("drain", "removed a drain request left from an earlier runner")
+        for job, status in self.queue.recover():
+            self.say("recovered", f"{job.id}: {job.note if status == Status.PENDING else job.error}",
+                     job=job.id, status=status.value)
+        idle_since: float | None = None
+        while not self.shutdown:
+            if self.queue.drain_requested():
+                self.queue.cancel_drain()
+                self.say("drained", "drain requested: stopping (pending jobs stay queued)")
+                break
+            job = self.queue.claim_next(self.info, busy=self._busy, backoff_s=BUSY_BACKOFF_S)
+            if job is not None:
+                idle_since = None
+                self._execute(job)
+                continue
+            wake = self.queue.next_wakeup()
+            if wake is None:  # nothing runnable now or later (held jobs do not keep us alive)
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= self.wait:
+                    break
+            time.sleep(POLL_S if wake is None else min(max(wake, 0.01), POLL_S * 4))
+        held = sum(1 for j in self.queue.pending() if j.held)
+        summary = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "no jobs run"
+        self.say("exit", f"runner done: {summary}" + (f"; {held} held job(s) left" if held else "")
+                 + (f" (stopped by {self.shutdown})" if self.shutdown else ""), counts=self.counts)
+        return int(ExitCode.STOPPED if self.shutdown else ExitCode.OK)
+
+    def _busy(self, job: Job) -> str | None:
+        """Why the job's experiment cannot be trained now (its lease is held), else None."""
+        if job.kind != Kind.TRAIN.value or not job.experiment_id:
+            return None
+        exp = self.queue.project.experiment(job.experiment_id)
+        owner = read_json(exp.lease_owner) or {}
+        if not owner or (owner.get("host") == self.info["host"] and not pid_alive(owner.get("pid"))):
+            return None
+        from filelock import FileLock, Timeout
+
+        probe = FileLock(str(exp.lease), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            return f"experiment {exp.id} is busy: {owner.get('purpose', 'training')} by pid {owner.get('pid')}"
+        probe.release()  # a stale owner file: not busy
+        return None
+
+    # -- one job ---------------------------------------------------------------------------------
+    def _command(self, job: Job) -> list[str]:
+        if job.kind == Kind.PLOT.value:
+            return [sys.executable, "-m", "MLSystem.execute_plot", *job.args]
+        return [sys.executable, "-m", "MLSystem.execute_train", *job.args]
+
+    def _execute(self, job: Job) -> None:
+        _fault("after_claim")
+        q, project = self.queue, self.queue.project
+        log_path, stop_flag = q.paths.log(job.id), q.paths.stop_flag(job.id)
+        with contextlib.suppress(FileNotFoundError):
+            stop_flag.unlink()  # a request meant for an earlier attempt
+        epochs_before = self._epochs(job)
+        env = dict(os.environ, MLSYSTEM_ROOT=str(project.root), PYTHONUNBUFFERED="1", MLSYSTEM_JOB_ID=job.id,
+                   MLSYSTEM_JOB_METRICS=str(q.paths.metrics(job.id)), MLSYSTEM_STOP_FILE=str(stop_flag))
+        env.pop(FAULT_ENV, None)
+        cmd = self._command(job)
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            header = (f"=== {now_iso()} attempt {job.attempts} of {job.id} by runner pid {os.getpid()} "
+                      f"on {self.info['host']}: {' '.join(cmd[1:])}\n")
+            log.write(header.encode())
+            log.flush()
+            offset += len(header.encode())
+            try:
+                self.proc = subprocess.Popen(cmd, cwd=project.root, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True,
+                                             preexec_fn=_die_with_parent_hook())
+            except OSError as exc:
+                q.complete(job, Status.FAILED, ended=now_iso(), error=f"could not start {cmd[2]}: {exc}")
+                self.counts[Status.FAILED.value] += 1
+                return
+        self.current = job
+        q.update_running(job.id, pid=self.proc.pid, epochs_before=epochs_before)
+        self.say("started", f"started {job.id} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
+                            f"pid {self.proc.pid}): {' '.join(job.args)}",
+                 job=job.id, experiment_id=job.experiment_id, pid=self.proc.pid)
+        _fault("after_start")
+        forwarded = None
+        while True:
+            try:
+                rc = self.proc.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                if self.shutdown and forwarded != self.shutdown:
+                    self._forward_stop(job, stop_flag)
+                    forwarded = self.shutdown
+        _fault("after_exit")
+        self.current, self.proc = None, None
+        self._file(job, rc, log_path, offset, epochs_before)
+
+    def _forward_stop(self, job: Job, stop_flag: Path) -> None:
+        """Runner stopping: ask the job to checkpoint and exit (flag file + SIGTERM)."""
+        with contextlib.suppress(OSError):
+            stop_flag.write_text(now_iso() + "\n")
+        with contextlib.suppress(ProcessLookupError):
+            if self.proc is not None:
+                self.proc.send_signal(signal.SIGINT if self.shutdown == "SIGINT-again" else signal.SIGTERM)
+
+    def _epochs(self, job: Job) -> int | None:
+        if job.kind != Kind.TRAIN.value or not job.experiment_id:
+            return None
+        state = read_json(self.queue.project.experiment(job.experiment_id).state) or {}
+        return int(state.get("epochs_completed", 0))
+
+    def _file(self, job: Job, rc: int, log_path: Path, offset: int, epochs_before: int | None) -> None:
+        """Decide where the finished process leaves its job."""
+        q = self.queue
+        current = q.update_running(job.id) or job  # re-read: a stop may have been requested meanwhile
+        tail = _log_tail(log_path, offset)
+        last = tail.splitlines()[-1] if tail else ""
+        fields: dict[str, Any] = {"ended": now_iso(), "exit_code": rc, "epochs_done": self._epochs(job)}
+        requeue_hint = f"requeue with: python -m MLSystem.submit --requeue {job.id}"
+        stop_asked = bool(current.stop_requested)
+        if rc == ExitCode.OK:
+            status, fields["note"] = Status.FINISHED, last or "finished"
+        elif rc == ExitCode.STOPPED and stop_asked:
+            status, fields["note"] = Status.STOPPED, f"stopped on request (resumable; {requeue_hint})"
+        elif rc == ExitCode.STOPPED and self.shutdown:
+            status = Status.PENDING
+            fields.update(attempts=current.attempts - 1,  # the runner's stop is not the job's failure
+                          note=f"interrupted: runner stopped by {self.shutdown}; resumes at the next runner start")
+        elif rc == ExitCode.STOPPED:
+            status, fields["note"] = Status.PENDING, "interrupted by a signal from outside (checkpoint saved); requeued"
+        elif rc == ExitCode.BUSY:
+            status = Status.PENDING
+            fields.update(attempts=current.attempts - 1, not_before=time.time() + BUSY_BACKOFF_S,
+                          note=f"waiting: {last or 'experiment busy'}")
+        elif rc < 0:
+            name = _signal_name(-rc)
+            fields["signal"] = name
+            if self.shutdown and -rc in (signal.SIGTERM, signal.SIGINT):
+                status = Status.PENDING
+                fields.update(attempts=current.attempts - 1, note=f"interrupted: runner stopped by {self.shutdown}")
+            else:
+                status = Status.FAILED
+                fields["error"] = (f"killed by {name} (signal {-rc}): out of memory or killed from outside; "
+                                   f"{requeue_hint}" + (f"\n{tail}" if tail else ""))
+        else:
+            status = Status.FAILED
+            what = "bad input" if rc == ExitCode.BAD_INPUT else "failed"
+            fields["error"] = f"exit {rc} ({what}): " + (tail or "no output")
+        if status == Status.PENDING and rc == ExitCode.STOPPED and not self.shutdown \
+                and current.attempts >= current.max_attempts:
+            status, fields["error"] = Status.FAILED, f"interrupted {current.attempts} times; limit max_attempts"
+        if status == Status.FAILED:
+            fields.setdefault("note", (fields.get("error") or "").splitlines()[0])
+        done = q.complete(current, status, **fields)
+        self.counts[status.value] += 1
+        took = (time.time() - (self._started_ts(done) or time.time()))
+        self.say(status.value, f"{status.value}: {job.id} (exit {rc}, {format_seconds(took)}) {done.note}",
+                 job=job.id, exit_code=rc, status=status.value, experiment_id=job.experiment_id,
+                 error=done.error)
+
+    @staticmethod
+    def _started_ts(job: Job) -> float | None:
+        from MLSystem.job_queue import parse_iso
+
+        return parse_iso(job.started)
+
+    # -- signals ---------------------------------------------------------------------------------
+    def _install_signals(self) -> dict:
+        def on_signal(signum, frame):
+            name = _signal_name(signum)
+            if self.shutdown and signum == signal.SIGINT:
+                self.shutdown = "SIGINT-again"  # a second Ctrl-C interrupts the job itself
+                return
+            self.shutdown = name
+            if self.current is not None:
+                print(f"received {name}: {self.current.id} saves a checkpoint at its next step and stops; "
+                      "it stays queued (Ctrl-C again to interrupt it)", file=sys.stderr, flush=True)
+
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+        return previous
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m MLSystem.runner", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="keep waiting this long for new jobs once the queue is empty (default 0)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per event line")
+    args = parser.parse_args(argv)
+    if args.wait < 0:
+        parser.error("--wait: must be >= 0 seconds")
+    try:
+        queue = JobQueue(ProjectPaths.discover())
+        return Runner(queue, wait=args.wait, as_json=args.json, out=lambda s: print(s, flush=True)).run()
+    except MLSystemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Stop, kill and resume through the real CLI: nothing learned is lost, nothing is trained twice,
+and a run interrupted mid-epoch ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, add_probe_model, cli_env, run_cli
+from MLSystem.paths import ProjectPaths
+
+pytestmark = pytest.mark.slow
+
+
+def exp_dir(root: Path, stdout: str) -> Path:
+    eid = next(w for line in stdout.splitlines() for w in line.split() if len(w) == 12 and w.isalnum())
+    return ProjectPaths(root).experiment(eid).dir
+
+
+def probe_rows(d: Path) -> list[dict]:
+    return [json.loads(line) for line in (d / "probe.jsonl").read_text().splitlines()]
+
+
+def state(d: Path) -> dict:
+    return json.loads((d / "state.json").read_text())
+
+
+def weights(d: Path) -> dict[str, torch.Tensor]:
+    return torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+@pytest.fixture
+def probe_project(project: Path) -> Path:
+    add_probe_model(project)
+    return project
+
+
+ARGS = ["dataset=digits", "model=probe", "max_epochs=2", *FAST, "n_train=200"]  # 7 steps/epoch, last one short
+
+
+def test_exact_resume_after_mid_epoch_stops_matches_uninterrupted_run(probe_project, tmp_path):
+    # Reference: the same config in a separate project, never interrupted.
+    from conftest import make_project
+
+    ref_root = make_project(tmp_path / "ref")
+    add_probe_model(ref_root)
+    ref = run_cli(ref_root, "MLSystem.execute_train", *ARGS, check=True)
+    ref_dir = exp_dir(ref_root, ref.stdout)
+
+    # Interrupted: stop mid-epoch 1 (step 3), then mid-epoch 2 (step 10), then finish.
+    first = run_cli(probe_project, "MLSystem.execute_train", *ARGS, "stop_at_step=3")
+    assert first.returncode == 3, first.stderr
+    d = exp_dir(probe_project, first.stdout)
+    assert d.name == ref_dir.name  # stop_at_step is a runtime knob: same experiment ID
+    assert state(d) == {**state(d), "global_step": 3, "epochs_completed": 0, "mid_epoch": True}
+    second = run_cli(probe_project, "MLSystem.execute_train", *ARGS, "stop_at_step=10")
+    assert second.returncode == 3, second.stderr
+    assert "resuming" in second.stdout and "mid-epoch 1, step 3" in second.stdout
+    third = run_cli(probe_project, "MLSystem.execute_train", *ARGS, check=True)
+    assert "mid-epoch 2, step 10" in third.stdout
+
+    got, want = probe_rows(d), probe_rows(ref_dir)
+    assert [r["step"] for r in got] == list(range(1, 15))  # every step once, in order
+    assert got == want  # same samples, same order, same epochs
+    for epoch in (0, 1):  # every sample of every epoch exactly once
+        seen = [s for r in got if r["epoch"] == epoch for s in r["samples"]]
+        assert len(seen) == len(set(seen)) == 200
+    assert state(d)["global_step"] == state(ref_dir)["global_step"] == 14
+    w, w_ref = weights(d), weights(ref_dir)
+    assert w.keys() == w_ref.keys()
+    for k in w:
+        torch.testing.assert_close(w[k], w_ref[k], rtol=1e-5, atol=1e-6)
+
+
+def test_stop_flag_saves_checkpoint_exits_3_and_rerun_resumes(probe_project):
+    r = run_cli(probe_project, "MLSystem.execute_train", *ARGS, "stop_at_step=4")
+    assert r.returncode == 3
+    d = exp_dir(probe_project, r.stdout)
+    meta = json.loads((d / "experiment.json").read_text())
+    assert meta["status"] == "stopped" and meta["segments"][-1]["status"] == "stopped"
+    assert (d / "checkpoints" / "last.ckpt").is_file() and state(d)["global_step"] == 4
+    r = run_cli(probe_project, "MLSystem.execute_train", *ARGS, check=True)
+    assert "resuming" in r.stdout
+    assert state(d)["epochs_completed"] == 2 and state(d)["global_step"] == 14
+    # The metrics log is one series: no step logged twice across the stop.
+    steps = [row["step"] for row in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())
+             if "loss" in row and row.get("kind") != "epoch"]
+    assert steps == sorted(set(steps))
+
+
+def _start(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "MLSystem.execute_train", *args], cwd=root, env=cli_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(d: Path, step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.loads((d / "progress.json").read_text())["step"] >= step:
+                return
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise TimeoutError(f"step {step} not reached")
+
+
+def test_sigterm_is_a_graceful_stop(probe_project):
+    args = [*ARGS, "step_sleep=0.05"]
+    proc = _start(probe_project, *args)
+    exp = _experiment(probe_project, proc)
+    _wait_for_step(exp, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert state(exp)["global_step"] >= 2
+    assert run_cli(probe_project, "MLSystem.execute_train", *args).returncode == 0
+    assert state(exp)["epochs_completed"] == 2
+
+
+def _experiment(root: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    root_dir, deadline = ProjectPaths(root).experiments, time.time() + timeout
+    while not any(root_dir.glob("*/progress.json")):
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return next(root_dir.glob("*/progress.json")).parent
+
+
+def test_sigkill_at_random_moments_never_corrupts_last_ckpt_and_resume_finishes(probe_project):
+    # A checkpoint every step makes kills land during saves too.
+    args = [*ARGS, "max_epochs=3", "checkpoint_every_n_steps=1", "step_sleep=0.05"]
+    rng = random.Random(1234)
+    kills = []
+    for _ in range(4):
+        proc = _start(probe_project, *args)
+        exp = _experiment(probe_project, proc)
+        start = json.loads((exp / "progress.json").read_text())["step"]
+        _wait_for_step(exp, min(20, start + rng.randint(1, 5)), proc)
+        time.sleep(rng.uniform(0.0, 0.05))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills.append(json.loads((exp / "progress.json").read_text())["step"])
+        torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)  # never corrupt
+        assert state(exp)["global_step"] <= kills[-1]
+    assert all(step < 21 for step in kills)  # every kill landed mid-training
+    r = run_cli(probe_project, "MLSystem.execute_train", *args, check=True)
+    assert "resuming" in r.stdout
+    assert state(exp)["epochs_completed"] == 3 and state(exp)["global_step"] == 21
+    # Every step appears once in the metrics series despite the kills; each epoch row once.
+    rows = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
+    steps = [row["step"] for row in rows if "loss" in row and row.get("kind") != "epoch"]
+    assert steps == sorted(set(steps))
+    assert [row["epoch"] for row in rows if row.get("kind") == "epoch"] == [0, 1, 2]
+    assert "already complete (3/3 epochs)" in run_cli(probe_project, "MLSystem.execute_train", *args).stdout
