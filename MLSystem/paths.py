@@ -57,12 +57,21 @@ class ProjectPaths:
         return self.root / "queue"
 
     def ensure_importable(self) -> None:
-        """Put the root first on ``sys.path`` so ``definitions.*`` resolves to this project."""
+        """Put the root first on ``sys.path`` so ``definitions.*`` resolves to this project.
+
+        If another project's ``definitions`` package was imported in this process (tests,
+        notebooks switching projects), forget it so this project's files are imported.
+        """
         root = str(self.root)
         if not sys.path or sys.path[0] != root:
             if root in sys.path:
                 sys.path.remove(root)
             sys.path.insert(0, root)
+        loaded = sys.modules.get("definitions")
+        where = [str(p) for p in getattr(loaded, "__path__", [])] if loaded else []
+        if loaded and not any(Path(p).resolve() == self.root / "definitions" for p in where):
+            for name in [m for m in sys.modules if m == "definitions" or m.startswith("definitions.")]:
+                del sys.modules[name]
 
 
 @dataclass(frozen=True)
