@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set everything up and run the demo: a digits/cnn experiment queued and drained by the runner,
+# then the same job again (already complete) and an extension to more epochs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=.venv/bin/python
+if [ -f MLSystem/submit.py ] && [ -f MLSystem/runner.py ]; then
+  $PY -m MLSystem.submit dataset=digits model=cnn max_epochs=3
+  $PY -m MLSystem.submit dataset=digits model=mlp max_epochs=3
+  $PY -m MLSystem.runner
+  $PY -m MLSystem.submit --list
+else
+  $PY -m MLSystem.execute_train dataset=digits model=cnn max_epochs=3
+  $PY -m MLSystem.execute_train dataset=digits model=mlp max_epochs=3
+fi
+echo
+echo "Same config again (nothing to train):"
+$PY -m MLSystem.execute_train dataset=digits model=cnn max_epochs=3
+echo "Raise max_epochs (trains epochs 4-5 only):"
+$PY -m MLSystem.execute_train dataset=digits model=cnn max_epochs=5
+echo
+echo "Experiments are in output/experiments/:"
+ls output/experiments
