@@ -241,7 +241,6 @@ class JobQueue:
         self.paths.logs.mkdir(exist_ok=True)
         (self.paths.root / "control").mkdir(exist_ok=True)
         self._lock = FileLock(str(self.paths.lock), timeout=LOCK_TIMEOUT_S)
-        self._cache: dict[Path, tuple[tuple[int, int, int], Job]] = {}
         self.host = socket.gethostname()
 
     # -- locking and raw file access ---------------------------------------------------------------
@@ -282,40 +281,33 @@ class JobQueue:
         for entry in entries:
             if entry.name.startswith(".") or not entry.name.endswith(".json"):
                 continue  # temp files of an atomic write in progress, editor backups…
-            job = self._load(Path(entry.path), status, entry.stat())
+            job = self._load(Path(entry.path), status)
             if job is not None:
                 jobs.append(job)
         return jobs
 
     def _load(self, path: Path, status: Status, st: os.stat_result | None = None) -> Job | None:
+        """Parse and validate one job file (no caching: another process may have replaced it)."""
         try:
-            st = st or path.stat()
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None  # moved by another process between listing and reading
+        except (OSError, UnicodeDecodeError) as exc:
+            self._quarantine(path, status, "", f"unreadable: {exc}")
+            return None
+        try:
+            data = json.loads(text)
+            if isinstance(data, dict) and "position" not in data:
+                # a hand-written job queues by its file time
+                data["position"] = (st or path.stat()).st_mtime
+            job = job_from_dict(data, expect_id=path.stem)
         except FileNotFoundError:
             return None
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self._cache.get(path)
-        if cached and cached[0] == key:
-            job = cached[1]
-        else:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                return None
-            except (OSError, UnicodeDecodeError) as exc:
-                self._quarantine(path, status, "", f"unreadable: {exc}")
-                return None
-            try:
-                data = json.loads(text)
-                if isinstance(data, dict) and "position" not in data:
-                    data["position"] = st.st_mtime  # a hand-written job queues by its file time
-                job = job_from_dict(data, expect_id=path.stem)
-            except ValueError as exc:  # JSONDecodeError is a ValueError
-                self._quarantine(path, status, text, str(exc))
-                return None
-            self._cache[path] = (key, job)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            self._quarantine(path, status, text, str(exc))
+            return None
         job.status = status.value  # the folder is the truth
-        # Callers mutate jobs; hand out a copy so the cache stays what is on disk.
-        return Job(**{f.name: getattr(job, f.name) for f in fields(Job)})
+        return job
 
     def _quarantine(self, path: Path, status: Status, text: str, problem: str) -> None:
         """Replace an invalid job file by a valid failed/ record holding the error and the text."""

@@ -22,8 +22,9 @@ from MLSystem.submit import submit
 
 pytestmark = pytest.mark.slow
 
-# 32 steps per epoch: long enough to interrupt a job mid-training, short enough for CI.
-LONGER = ["n_train=1024", "n_val=64", "batch_size=32"]
+# 16 steps per epoch: long enough to interrupt a job mid-training, short enough for CI.
+LONGER = ["n_train=512", "n_val=64", "batch_size=32"]
+STEPS = 16
 STATUSES = ("pending", "running", "finished", "failed", "stopped")
 
 
@@ -124,12 +125,12 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
     # 2. killed mid-training (real SIGKILL from outside): the job gets SIGTERM, checkpoints, exits
     r = start_runner(project)
-    wait_for(lambda: training_started(project, j1, steps=40), what="j1 mid-training")
+    wait_for(lambda: training_started(project, j1, steps=20), what="j1 mid-training")
     child = running_pid(project, j1)
     r.send_signal(signal.SIGKILL)
     assert finish(r) == -signal.SIGKILL
     wait_for(lambda: not pid_alive(child), timeout=60, what="orphaned job to stop")
-    assert 40 <= state(project, e1)["global_step"] < 96
+    assert 20 <= state(project, e1)["global_step"] < 3 * STEPS
     # 3. killed after the job process exited, before filing it
     r = start_runner(project, fault="after_exit")
     assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
@@ -138,7 +139,7 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     assert finish(r) == 0
     assert where(project) == {"pending": [], "running": [], "finished": sorted([j1, j2]), "failed": [],
                               "stopped": []}
-    assert state(project, e1)["epochs_completed"] == 3 and state(project, e1)["global_step"] == 96
+    assert state(project, e1)["epochs_completed"] == 3 and state(project, e1)["global_step"] == 3 * STEPS
     assert state(project, e2)["epochs_completed"] == 2 and state(project, e2)["global_step"] == 16
     rec = record(project, j1)
     assert rec["attempts"] == 4
@@ -161,11 +162,11 @@ def test_job_killed_by_signal_is_failed_with_the_signal_then_requeued(project):
     run_cli(project, "MLSystem.submit", "--requeue", job, check=True)
     assert run_cli(project, "MLSystem.runner", check=True).returncode == 0
     assert record(project, job)["status"] == "finished"
-    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 96
+    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
 
 
 def test_stop_request_checkpoints_then_requeue_resumes(project):
-    job, eid = queued("dataset=digits", "model=cnn", "max_epochs=3", *LONGER)
+    job, eid = queued("dataset=digits", "model=mlp", "max_epochs=3", *LONGER)
     runner = start_runner(project)
     wait_for(lambda: training_started(project, job), what="training")
     stop = run_cli(project, "MLSystem.submit", "--stop", job[4:], check=True)
@@ -174,11 +175,11 @@ def test_stop_request_checkpoints_then_requeue_resumes(project):
     rec = record(project, job)
     assert rec["status"] == "stopped" and rec["exit_code"] == 3 and rec["stop_requested"]
     saved = state(project, eid)
-    assert 0 < saved["global_step"] < 96
+    assert 0 < saved["global_step"] < 3 * STEPS
     run_cli(project, "MLSystem.submit", "--requeue", job, check=True)
     run_cli(project, "MLSystem.runner", check=True)
     assert record(project, job)["status"] == "finished"
-    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 96
+    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
 
 
 def test_sigterm_on_runner_leaves_the_job_resumable(project):
@@ -189,10 +190,10 @@ def test_sigterm_on_runner_leaves_the_job_resumable(project):
     assert finish(runner) == 3
     rec = record(project, job)
     assert rec["status"] == "pending" and "runner stopped by SIGTERM" in rec["note"] and rec["attempts"] == 0
-    assert 0 < state(project, eid)["global_step"] < 96
+    assert 0 < state(project, eid)["global_step"] < 3 * STEPS
     run_cli(project, "MLSystem.runner", check=True)
     assert record(project, job)["status"] == "finished"
-    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 96
+    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
 
 
 def _add_file_dataset(root: Path) -> None:
@@ -278,7 +279,7 @@ def test_never_two_processes_train_one_experiment(project):
     rec = record(project, job)
     assert rec["status"] == "finished" and rec["attempts"] == 1 and "already complete" in rec["note"]
     meta = json.loads((project / "output/experiments" / eid / "experiment.json").read_text())
-    assert len(meta["segments"]) == 1 and state(project, eid)["global_step"] == 96
+    assert len(meta["segments"]) == 1 and state(project, eid)["global_step"] == 3 * STEPS
     # The lease held without an owner file (the runner cannot see it): execute_train exits 4,
     # the job stays pending (not failed) and runs once the lease is free.
     more, _ = queued("dataset=digits", "model=mlp", "max_epochs=4", *LONGER)
