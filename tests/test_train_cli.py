@@ -28,6 +28,11 @@ def test_new_complete_extend_and_changed_lr(project):
     assert sorted(p.name for p in exp.checkpoints.iterdir()) == ["epoch-0001.ckpt", "epoch-0002.ckpt", "last.ckpt"]
     for name in ("config.yaml", "experiment.json", "state.json", "metrics.jsonl", "train.log"):
         assert (exp.dir / name).is_file(), name
+    from MLSystem.checkpoint_manager import list_checkpoints
+
+    listed = list_checkpoints(exp)
+    assert [(c.name, c.epochs_done) for c in listed] == [("epoch-0001", 1), ("epoch-0002", 2), ("last", 2)]
+    assert all(c.size > 10_000 and c.modified for c in listed)
 
     # Same config: complete at once, without importing torch.
     code = ("import sys; from MLSystem.execute_train import main; rc = main(sys.argv[1:]); "
