@@ -50,8 +50,9 @@ def write_resolved_config(exp: ExperimentPaths, selection: dict[str, Any], param
                           sources: dict[str, str]) -> None:
     from omegaconf import OmegaConf
 
-    header = "# Resolved configuration of this experiment (written by MLSystem; editing it changes nothing).\n"
-    body = OmegaConf.to_yaml(OmegaConf.create({**selection, "params": params}))
+    header = ("# Resolved configuration of this experiment (written by MLSystem; editing it changes nothing).\n"
+              "# 'sources' says where each value came from: a layer, config.yaml or a command-line override.\n")
+    body = OmegaConf.to_yaml(OmegaConf.create({**selection, "params": params, "sources": sources}))
     atomic_write_text(exp.resolved_config, header + body)
 
 
