@@ -551,6 +551,11 @@ class JobQueue:
         times = [max(0.0, (j.not_before or 0) - now) for j in self.pending() if not j.held]
         return min(times) if times else None
 
+    def running(self, job_id: str) -> Job | None:
+        """The current record of a running job (None if it is not in running/)."""
+        with self.locked():
+            return self._load(self.paths.job_file(Status.RUNNING, job_id), Status.RUNNING)
+
     def update_running(self, job_id: str, **changes: Any) -> Job | None:
         with self.locked():
             job = self._load(self.paths.job_file(Status.RUNNING, job_id), Status.RUNNING)

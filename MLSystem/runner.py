@@ -214,7 +214,8 @@ class Runner:
                 self.counts[Status.FAILED.value] += 1
                 return
         self.current = job
-        q.update_running(job.id, pid=self.proc.pid, epochs_before=epochs_before)
+        # "started" is when the process was spawned (the claim time was a placeholder)
+        job = q.update_running(job.id, pid=self.proc.pid, started=now_iso(), epochs_before=epochs_before) or job
         self.say("started", f"started {job.id} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
                             f"pid {self.proc.pid}): {' '.join(job.args)}",
                  job=job.id, experiment_id=job.experiment_id, pid=self.proc.pid)
@@ -228,9 +229,10 @@ class Runner:
                 if self.shutdown and forwarded != self.shutdown:
                     self._forward_stop(job, stop_flag)
                     forwarded = self.shutdown
+        ended = now_iso()
         _fault("after_exit")
         self.current, self.proc = None, None
-        self._file(job, rc, log_path, offset, epochs_before)
+        self._file(job, rc, ended, log_path, offset)
 
     def _forward_stop(self, job: Job, stop_flag: Path) -> None:
         """Runner stopping: ask the job to checkpoint and exit (flag file + SIGTERM)."""
@@ -246,13 +248,13 @@ class Runner:
         state = read_json(self.queue.project.experiment(job.experiment_id).state) or {}
         return int(state.get("epochs_completed", 0))
 
-    def _file(self, job: Job, rc: int, log_path: Path, offset: int, epochs_before: int | None) -> None:
+    def _file(self, job: Job, rc: int, ended: str, log_path: Path, offset: int) -> None:
         """Decide where the finished process leaves its job."""
         q = self.queue
-        current = q.update_running(job.id) or job  # re-read: a stop may have been requested meanwhile
+        current = q.running(job.id) or job  # re-read: a stop may have been requested meanwhile
         tail = _log_tail(log_path, offset)
         last = tail.splitlines()[-1] if tail else ""
-        fields: dict[str, Any] = {"ended": now_iso(), "exit_code": rc, "epochs_done": self._epochs(job)}
+        fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job)}
         requeue_hint = f"requeue with: python -m MLSystem.submit --requeue {job.id}"
         stop_asked = bool(current.stop_requested)
         if rc == ExitCode.OK:
