@@ -147,6 +147,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 _REQUIRED = ("id", "kind", "args")
 _FIELD_NAMES = {f.name for f in fields(Job)} - {"extra"}
+assert set(_TYPES) == _FIELD_NAMES, "every Job field needs an entry in _TYPES"
+
+
+_EXACT = {k: frozenset(v) for k, v in _TYPES.items()}  # exact types: True is not an int here
+_KINDS = (Kind.TRAIN.value, Kind.PLOT.value, Kind.INVALID.value)
 
 
 def job_from_dict(data: Any, *, expect_id: str | None = None) -> Job:
@@ -159,20 +164,25 @@ def job_from_dict(data: Any, *, expect_id: str | None = None) -> Job:
     for key in _REQUIRED:
         if key not in data:
             raise ValueError(f"missing field {key!r} (required: {', '.join(_REQUIRED)})")
-    for key, types in _TYPES.items():
-        if key in data and (not isinstance(data[key], types) or (isinstance(data[key], bool) and bool not in types)):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ValueError(f"field {key!r}: expected {names}, got {json.dumps(data[key])[:60]}")
-    if data["kind"] not in (Kind.TRAIN.value, Kind.PLOT.value, Kind.INVALID.value):
-        raise ValueError(f"field 'kind': {data['kind']!r} is not one of train, plot")
-    if not all(isinstance(a, str) for a in data["args"]):
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():  # one pass: this runs for every file of every listing
+        allowed = _EXACT.get(key)
+        if allowed is None:
+            extra[key] = value
+            continue
+        if type(value) not in allowed:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in _TYPES[key])
+            raise ValueError(f"field {key!r}: expected {names}, got {json.dumps(value)[:60]}")
+        known[key] = value
+    if known["kind"] not in _KINDS:
+        raise ValueError(f"field 'kind': {known['kind']!r} is not one of train, plot")
+    if not all(type(a) is str for a in known["args"]):
         raise ValueError("field 'args': expected a list of strings such as ['dataset=digits', 'lr=0.1']")
-    if data["kind"] == Kind.PLOT.value and len(data["args"]) != 1:
+    if known["kind"] == Kind.PLOT.value and len(known["args"]) != 1:
         raise ValueError("field 'args': a plot job takes exactly one experiment id")
-    if expect_id is not None and data["id"] != expect_id:
-        raise ValueError(f"field 'id': {data['id']!r} does not match the file name {expect_id}.json")
-    known = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-    extra = {k: v for k, v in data.items() if k not in _FIELD_NAMES}
+    if expect_id is not None and known["id"] != expect_id:
+        raise ValueError(f"field 'id': {known['id']!r} does not match the file name {expect_id}.json")
     return Job(**known, extra=extra)
 
 
@@ -281,30 +291,31 @@ class JobQueue:
         for entry in entries:
             if entry.name.startswith(".") or not entry.name.endswith(".json"):
                 continue  # temp files of an atomic write in progress, editor backups…
-            job = self._load(Path(entry.path), status)
+            job = self._load(entry.path, status)
             if job is not None:
                 jobs.append(job)
         return jobs
 
-    def _load(self, path: Path, status: Status, st: os.stat_result | None = None) -> Job | None:
+    def _load(self, path: Path | str, status: Status) -> Job | None:
         """Parse and validate one job file (no caching: another process may have replaced it)."""
+        path = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
         except FileNotFoundError:
             return None  # moved by another process between listing and reading
         except (OSError, UnicodeDecodeError) as exc:
-            self._quarantine(path, status, "", f"unreadable: {exc}")
+            self._quarantine(Path(path), status, "", f"unreadable: {exc}")
             return None
         try:
             data = json.loads(text)
             if isinstance(data, dict) and "position" not in data:
-                # a hand-written job queues by its file time
-                data["position"] = (st or path.stat()).st_mtime
-            job = job_from_dict(data, expect_id=path.stem)
+                data["position"] = os.stat(path).st_mtime  # a hand-written job queues by its file time
+            job = job_from_dict(data, expect_id=os.path.basename(path)[:-5])
         except FileNotFoundError:
             return None
         except ValueError as exc:  # JSONDecodeError is a ValueError
-            self._quarantine(path, status, text, str(exc))
+            self._quarantine(Path(path), status, text, str(exc))
             return None
         job.status = status.value  # the folder is the truth
         return job

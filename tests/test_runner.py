@@ -125,12 +125,12 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
     # 2. killed mid-training (real SIGKILL from outside): the job gets SIGTERM, checkpoints, exits
     r = start_runner(project)
-    wait_for(lambda: training_started(project, j1, steps=20), what="j1 mid-training")
+    wait_for(lambda: training_started(project, j1, steps=10), what="j1 mid-training")
     child = running_pid(project, j1)
     r.send_signal(signal.SIGKILL)
     assert finish(r) == -signal.SIGKILL
     wait_for(lambda: not pid_alive(child), timeout=60, what="orphaned job to stop")
-    assert 20 <= state(project, e1)["global_step"] < 3 * STEPS
+    assert 10 <= state(project, e1)["global_step"] < 3 * STEPS
     # 3. killed after the job process exited, before filing it
     r = start_runner(project, fault="after_exit")
     assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
@@ -248,19 +248,18 @@ def test_one_runner_per_queue_drain_and_exit_when_empty(project):
     first = start_runner(project, "--wait", "60")
     wait_for(lambda: (project / "queue/runner.json").exists(), what="runner.json")
     second = run_cli(project, "MLSystem.runner")
-    assert second.returncode == 0 and f"another runner is active" in second.stdout
+    assert second.returncode == 0 and "another runner is active" in second.stdout
     assert f"pid {first.pid}" in second.stdout
     # drain: the runner finishes the running job, then exits; the next job stays pending
     job, eid = queued("dataset=digits", "model=mlp", "max_epochs=1", *FAST)
     wait_for(lambda: running_pid(project, job), what="job started by the waiting runner")
-    after = q_id = queued("dataset=digits", "model=mlp", "lr=0.5", "max_epochs=1", *FAST)[0]
+    q_id = queued("dataset=digits", "model=mlp", "lr=0.5", "max_epochs=1", *FAST)[0]
     drained = run_cli(project, "MLSystem.submit", "--drain", check=True)
     assert f"runner pid {first.pid} will finish its current job" in drained.stdout
     assert finish(first) == 0
     assert where(project)["finished"] == [job] and where(project)["pending"] == [q_id]
     assert state(project, eid)["epochs_completed"] == 1
     assert not (project / "queue/DRAIN").exists() and not (project / "queue/runner.json").exists()
-    assert after
 
 
 def test_never_two_processes_train_one_experiment(project):
