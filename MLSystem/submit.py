@@ -285,6 +285,8 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
         job = queue.set_priority(ref, priority)
         out.emit(job.to_dict(), f"{job.id} priority {job.priority}")
     elif args.move:
+        if (args.before is None) == (args.after is None):
+            raise QueueError("--move JOB: also give --before OTHER or --after OTHER (one of them)")
         job = queue.move(args.move, before=args.before, after=args.after)
         out.emit(job.to_dict(), f"moved {job.id} {'before ' + args.before if args.before else 'after ' + str(args.after)}"
                                 f" (priority {job.priority})")
