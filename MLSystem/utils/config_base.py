@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 HELP = "help"
+_FIELD_CACHE: dict[type, list["FieldInfo"]] = {}  # classes are immutable once imported
 IDENTITY = "identity"
 CHOICES = "choices"
 
@@ -61,7 +62,14 @@ class ConfigBase:
 
     @classmethod
     def field_infos(cls) -> list[FieldInfo]:
-        """The fields this config declares, with their defaults and metadata."""
+        """The fields this config declares, with their defaults and metadata (cached per class)."""
+        cached = _FIELD_CACHE.get(cls)
+        if cached is None:
+            cached = _FIELD_CACHE[cls] = cls._collect_field_infos()
+        return list(cached)
+
+    @classmethod
+    def _collect_field_infos(cls) -> list[FieldInfo]:
         infos = []
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
