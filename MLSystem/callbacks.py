@@ -172,6 +172,7 @@ class StopCallback(Callback):
         self.event = event
         self.last_ckpt = last_ckpt
         self.saved = False
+        self.stopped_at_epoch_end = False
 
     def requested(self) -> bool:
         return self.event.is_set() or any(p.exists() for p in self.flag_files)
@@ -182,8 +183,15 @@ class StopCallback(Callback):
         raise StopRequested(f"stopped at step {trainer.global_step}; checkpoint saved")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.requested():
-            self._save_and_stop(trainer)
+        if not self.requested():
+            return
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # Last batch: let validation and the epoch-end checkpoint run, then stop cleanly
+            # (a checkpoint saved here would make Lightning train an extra epoch on resume).
+            trainer.should_stop = True
+            self.stopped_at_epoch_end = True
+            return
+        self._save_and_stop(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # Lightning raises SIGTERMException on its own when SIGTERM arrives in validation or

@@ -176,6 +176,13 @@ def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
             candidates["epochs_done"] = torch.tensor(trainer.current_epoch + 1)
             return candidates
 
+    class MidEpochCheckpoint(ModelCheckpoint):
+        # Never at an epoch's last batch: Lightning restores such a checkpoint as "epoch not
+        # finished, batches all done" and trains one extra epoch. The epoch-end save follows anyway.
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if batch_idx + 1 < trainer.num_training_batches:
+                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     keep = int(params.get("keep_epoch_checkpoints", -1))
     epoch_kwargs: dict[str, Any] = {"save_top_k": -1}
     if keep >= 0:
@@ -186,11 +193,11 @@ def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
     ]
     steps = int(params.get("checkpoint_every_n_steps", 0))
     if steps > 0:
-        callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, every_n_train_steps=steps, save_top_k=0,
+        callbacks.append(MidEpochCheckpoint(dirpath=exp.checkpoints, every_n_train_steps=steps, save_top_k=0,
                                          save_last=True, save_on_train_epoch_end=False, enable_version_counter=False))
     minutes = float(params.get("checkpoint_every_minutes", 0))
     if minutes > 0:
-        callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, train_time_interval=timedelta(minutes=minutes),
+        callbacks.append(MidEpochCheckpoint(dirpath=exp.checkpoints, train_time_interval=timedelta(minutes=minutes),
                                          save_top_k=0, save_last=True, save_on_train_epoch_end=False,
                                          enable_version_counter=False))
     return callbacks

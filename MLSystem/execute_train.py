@@ -130,11 +130,12 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     previous = _install_stop_signals(stop_event)
     metrics_files = [exp.metrics] + ([Path(os.environ[JOB_METRICS_ENV])] if os.environ.get(JOB_METRICS_ENV) else [])
     flags = [exp.stop_flag] + ([Path(os.environ[JOB_STOP_ENV])] if os.environ.get(JOB_STOP_ENV) else [])
+    stop = StopCallback(flags, stop_event, exp.last_ckpt)
     callbacks = [
         ExactResumeCallback(),
         JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
                            run_kind=decision.action),
-        StopCallback(flags, stop_event, exp.last_ckpt),
+        stop,
         *cm.checkpoint_callbacks(exp, params),
     ]
     trainer = pl.Trainer(
@@ -163,6 +164,11 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     finally:
         _restore_signals(previous)
     state = cm.training_state(exp) or {}
+    if stop.stopped_at_epoch_end and int(state.get("epochs_completed", 0)) < decision.max_epochs:
+        note = f"stopped {exp.id} after epoch {state.get('epochs_completed')}; resumable (checkpoint saved)"
+        log.info("%s", note)
+        print(note, flush=True)
+        return ExitCode.STOPPED, store.STOPPED, note
     note = f"{exp.id} trained to epoch {state.get('epochs_completed')}/{decision.max_epochs} in {time.time() - t0:.1f}s"
     print(note, flush=True)
     return ExitCode.OK, store.COMPLETE, note

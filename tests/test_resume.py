@@ -156,7 +156,7 @@ def test_sigkill_at_random_moments_never_corrupts_last_ckpt_and_resume_finishes(
     assert all(step < 21 for step in kills)  # every kill landed mid-training
     r = run_cli(probe_project, "MLSystem.execute_train", *args, check=True)
     assert "resuming" in r.stdout
-    assert state(exp)["epochs_completed"] == 3 and state(exp)["global_step"] == 21
+    assert (state(exp)["epochs_completed"], state(exp)["global_step"]) == (3, 21), (kills, r.stdout)
     # Every step appears once in the metrics series despite the kills; each epoch row once.
     rows = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
     steps = [row["step"] for row in rows if "loss" in row and row.get("kind") != "epoch"]
