@@ -205,10 +205,9 @@ def _install_stop_signals(event: threading.Event) -> dict:
               file=sys.stderr, flush=True)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        # ValueError: not in the main thread (e.g. called from a GUI worker); no signal handling then.
+        with contextlib.suppress(ValueError):
             previous[sig] = signal.signal(sig, on_signal)
-        except ValueError:  # not in the main thread (e.g. called from a GUI worker)
-            pass
     return previous
 
 
@@ -248,10 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report_crash(argv: list[str], exc: BaseException) -> None:
     """One line on stderr; the traceback is in the experiment's ``train.log`` (or a fallback file)."""
     target = None
-    try:
+    with contextlib.suppress(Exception):  # the config itself may be what failed
         target = ExperimentBuilder(argv).build().exp.log
-    except Exception:
-        pass
     if target is None or not target.exists():
         target = ProjectPaths.discover().output / "execute_train-errors.log"
         target.parent.mkdir(parents=True, exist_ok=True)

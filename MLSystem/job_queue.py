@@ -627,18 +627,16 @@ class Eta:
 
 
 def _epoch_times(exp_dir: Path) -> list[float]:
-    out = []
-    try:
-        with open(exp_dir / "metrics.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                if '"epoch_time"' not in line:
-                    continue
-                with contextlib.suppress(ValueError):
-                    row = json.loads(line)
-                    if row.get("kind") == "epoch" and isinstance(row.get("epoch_time"), (int, float)):
-                        out.append(float(row["epoch_time"]))
-    except FileNotFoundError:
-        pass
+    """Measured epoch durations of one experiment (empty if it has no metrics log yet)."""
+    out: list[float] = []
+    with contextlib.suppress(FileNotFoundError), open(exp_dir / "metrics.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            if '"epoch_time"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if row.get("kind") == "epoch" and isinstance(row.get("epoch_time"), (int, float)):
+                    out.append(float(row["epoch_time"]))
     return out
 
 
