@@ -9,10 +9,13 @@ that merged schema, so ``lr=1`` and ``lr=1e-3`` arrive as floats.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
 import re
+import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -132,13 +135,29 @@ def _to_override(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
+_BASE_CACHE: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def load_base_config(paths: ProjectPaths) -> dict[str, Any]:
-    """``configs/config.yaml``: default selection and project-wide ``params``."""
+    """``configs/config.yaml``: default selection and project-wide ``params``.
+
+    Cached per file while its mtime and size are unchanged (a sweep submit merges once per job).
+    """
+    file = paths.config_yaml
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        return {}
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _BASE_CACHE.get(str(file))
+    if cached is None or cached[0] != stamp:
+        cached = _BASE_CACHE[str(file)] = (stamp, _read_base_config(file))
+    return copy.deepcopy(cached[1])
+
+
+def _read_base_config(file: Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    file = paths.config_yaml
-    if not file.is_file():
-        return {}
     try:
         raw = OmegaConf.to_container(OmegaConf.load(file), resolve=True)
     except Exception as exc:
@@ -214,7 +233,8 @@ def merge_config(
     if problems:
         raise ConfigError(problems)
 
-    schema = _typed_schema(fields, defaults)
+    schema = _typed_schema(tuple(layer_classes[layer] for layer in LAYERS), fields, defaults)
+    params = copy.deepcopy(schema.defaults)
     values: dict[str, tuple[Any, str]] = {}
     for key, value in (base.get("params") or {}).items():
         values[key] = (value, CONFIG_YAML)
@@ -227,14 +247,11 @@ def merge_config(
             problems.append(f"{key}: unknown parameter ({where})" + suggest(key, list(fields) + list(SELECTION_KEYS)))
             continue
         try:
-            schema[key] = value
+            params[key] = schema.coerce(key, value)
         except Exception as exc:
             problems.append(f"{key}: {value!r} is not a valid {_type_name(fields[key].type)} ({_first_line(exc)})")
             continue
         sources[key] = origin
-    from omegaconf import OmegaConf
-
-    params = OmegaConf.to_container(schema, resolve=True)
     for key, info in fields.items():
         if info.choices and params[key] not in info.choices:
             problems.append(f"{key}: {params[key]!r} is not one of {', '.join(map(repr, info.choices))}")
@@ -244,20 +261,55 @@ def merge_config(
     return MergedConfig(selection, params, defaults, sources, fields, layer_classes)
 
 
-def _typed_schema(fields: dict[str, FieldInfo], defaults: dict[str, Any]):
-    from omegaconf import OmegaConf
+class _TypedSchema:
+    """The merged fields as an OmegaConf structured config, built once per combination of layers.
 
-    spec = []
-    for name, info in fields.items():
-        default = defaults[name]
-        if isinstance(default, (list, dict)):
-            spec.append((name, info.type, dataclasses.field(default_factory=lambda d=default: type(d)(d))))
-        else:
-            spec.append((name, info.type, dataclasses.field(default=default)))
-    try:
-        return OmegaConf.structured(dataclasses.make_dataclass("AllParams", spec))
-    except Exception as exc:
-        raise ConfigError(f"config fields: a type OmegaConf cannot check ({_first_line(exc)})") from None
+    Building it costs ~5 ms (``make_dataclass`` + ``OmegaConf.structured``), which dominated a
+    validated sweep submit; values are instead typed one at a time against a copy of their field's
+    node, so the cached schema itself is never mutated (safe for the cockpit's threads).
+    """
+
+    def __init__(self, fields: dict[str, FieldInfo], defaults: dict[str, Any]):
+        from omegaconf import OmegaConf
+
+        spec = []
+        for name, info in fields.items():
+            default = defaults[name]
+            if isinstance(default, (list, dict)):
+                spec.append((name, info.type, dataclasses.field(default_factory=lambda d=default: type(d)(d))))
+            else:
+                spec.append((name, info.type, dataclasses.field(default=default)))
+        try:
+            self._config = OmegaConf.structured(dataclasses.make_dataclass("AllParams", spec))
+        except Exception as exc:
+            raise ConfigError(f"config fields: a type OmegaConf cannot check ({_first_line(exc)})") from None
+        self.defaults: dict[str, Any] = OmegaConf.to_container(self._config, resolve=True)
+
+    def coerce(self, key: str, value: Any) -> Any:
+        """``value`` converted to ``key``'s declared type; raises OmegaConf's validation error."""
+        from omegaconf import OmegaConf
+
+        node = copy.deepcopy(self._config._get_node(key))
+        try:
+            node._set_value(value)
+        except Exception:
+            # The node-level message has unfilled $VALUE placeholders: redo it on a whole copy
+            # (rare: only for invalid input) to raise OmegaConf's readable message.
+            copy.deepcopy(self._config)[key] = value
+            raise
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node._value()
+
+
+_SCHEMAS: dict[tuple[type, ...], _TypedSchema] = {}
+_SCHEMAS_LOCK = threading.Lock()
+
+
+def _typed_schema(key: tuple[type, ...], fields: dict[str, FieldInfo], defaults: dict[str, Any]) -> _TypedSchema:
+    with _SCHEMAS_LOCK:
+        schema = _SCHEMAS.get(key)
+        if schema is None:
+            schema = _SCHEMAS[key] = _TypedSchema(fields, defaults)
+        return schema
 
 
 def _layer_checks(layer_classes: dict[str, type[ConfigBase]], params: dict[str, Any]) -> list[str]:

@@ -45,6 +45,10 @@ def _impl_base(kind: str) -> type:
     return BaseAdapter
 
 
+# definition file -> the module object already checked to come from it
+_VERIFIED: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registered definition: where its files are and which classes to use."""
@@ -66,12 +70,15 @@ class Entry:
             mod = importlib.import_module(dotted)
         except Exception as exc:  # report the user's import error on one line
             raise RegistryError(f"{self.where}: importing {file} failed: {type(exc).__name__}: {exc}") from exc
+        if _VERIFIED.get(str(file)) is mod:  # resolving paths costs more than the merge itself
+            return mod
         loaded = Path(getattr(mod, "__file__", "") or "").resolve()
         if loaded != file.resolve():
             raise RegistryError(
                 f"{self.where}: {dotted} was already imported from {loaded}, not {file}; "
                 "run one project per process (set MLSYSTEM_ROOT)"
             )
+        _VERIFIED[str(file)] = mod
         return mod
 
     def _get(self, module: str, name: str, base: type) -> type:
