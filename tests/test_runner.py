@@ -159,6 +159,11 @@ def test_job_killed_by_signal_is_failed_with_the_signal_then_requeued(project):
     assert rec["error"].startswith("killed by SIGKILL (signal 9)") and f"--requeue {job}" in rec["error"]
     listed = run_cli(project, "MLSystem.submit", "--list", check=True).stdout
     assert "killed by SIGKILL" in listed
+    requeue_and_finish(project, job, eid)
+
+
+def requeue_and_finish(project, job: str, eid: str) -> None:
+    """`--requeue` then a runner: the job finishes all 3 epochs, resuming where it was left."""
     run_cli(project, "MLSystem.submit", "--requeue", job, check=True)
     assert run_cli(project, "MLSystem.runner", check=True).returncode == 0
     assert record(project, job)["status"] == "finished"
@@ -176,10 +181,7 @@ def test_stop_request_checkpoints_then_requeue_resumes(project):
     assert rec["status"] == "stopped" and rec["exit_code"] == 3 and rec["stop_requested"]
     saved = state(project, eid)
     assert 0 < saved["global_step"] < 3 * STEPS
-    run_cli(project, "MLSystem.submit", "--requeue", job, check=True)
-    run_cli(project, "MLSystem.runner", check=True)
-    assert record(project, job)["status"] == "finished"
-    assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
+    requeue_and_finish(project, job, eid)
 
 
 def test_sigterm_on_runner_leaves_the_job_resumable(project):
