@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from MLSystem.common_config import CommonConfig
-from MLSystem.errors import ConfigError, suggest
+from MLSystem.errors import ConfigError, MLSystemError, suggest
 from MLSystem.paths import ProjectPaths
 from MLSystem.registry import Registry
 from MLSystem.utils.config_base import ConfigBase, FieldInfo
@@ -190,7 +190,24 @@ def resolve_selection(registry: Registry, base: Mapping[str, Any], overrides: Ma
     registry.dataset(dataset)
     adapter = registry.adapter(model, pick("adapter") and str(pick("adapter")), dataset)
     init_from = pick("init_from")
-    return Selection(dataset, model, adapter.name, str(init_from) if init_from else None)
+    return Selection(dataset, model, adapter.name, _normalize_init_from(registry.paths, init_from))
+
+
+def _normalize_init_from(paths: ProjectPaths, value: Any) -> str | None:
+    """``PREFIX[/CHECKPOINT]`` -> ``FULL_ID[/CHECKPOINT]``, so a prefix and the full ID hash alike."""
+    from MLSystem.experiment_store import resolve_id
+    from MLSystem.hashing import ID_LENGTH
+
+    if not value:
+        return None
+    ref, _, ckpt = str(value).partition("/")
+    if len(ref) < ID_LENGTH:  # a full ID is kept as is: its folder may be gone when a child is restored
+        try:
+            ref = resolve_id(paths, ref)
+        except MLSystemError as exc:
+            raise ConfigError(f"init_from: {exc}") from None
+    ckpt = ckpt.removesuffix(".ckpt")
+    return f"{ref}/{ckpt}" if ckpt else ref
 
 
 def merge_config(

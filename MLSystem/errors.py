@@ -41,6 +41,12 @@ class RegistryError(ConfigError):
     """``configs/registry.json`` or a definition it points to is wrong."""
 
 
+class UnknownExperimentError(MLSystemError):
+    """An experiment ID or prefix that matches no experiment, or more than one."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class ExperimentBusyError(MLSystemError):
     exit_code = ExitCode.BUSY
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from MLSystem.errors import ExperimentBusyError, MLSystemError
+from MLSystem.errors import ExperimentBusyError, UnknownExperimentError
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.utils.atomic import atomic_write_json, atomic_write_text, read_json
 
@@ -140,16 +140,24 @@ def list_experiments(paths: ProjectPaths) -> list[ExperimentSummary]:
 
 
 def resolve_id(paths: ProjectPaths, prefix: str) -> str:
-    """Full experiment ID from a unique prefix (like git); a clear error otherwise."""
+    """Full experiment ID from a unique prefix (like git); a clear error listing candidates otherwise."""
+    prefix = prefix.strip().lower()
     if not prefix or not all(c in "0123456789abcdef" for c in prefix):
-        raise MLSystemError(f"experiment id {prefix!r}: expected hexadecimal characters")
+        raise UnknownExperimentError(f"experiment id {prefix!r}: expected hexadecimal characters (e.g. 3f9c1a)")
     root = paths.experiments
-    matches = sorted(d.name for d in root.iterdir() if d.name.startswith(prefix)) if root.is_dir() else []
+    names = sorted(d.name for d in root.iterdir()) if root.is_dir() else []
+    matches = [n for n in names if n.startswith(prefix)]
     if len(matches) == 1:
         return matches[0]
-    if not matches:
-        raise MLSystemError(f"experiment id {prefix!r}: no such experiment in {root}")
-    raise MLSystemError(f"experiment id {prefix!r} is ambiguous: {', '.join(matches[:10])}")
+    if matches:
+        more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+        raise UnknownExperimentError(f"experiment id {prefix!r} is ambiguous: it matches {', '.join(matches[:10])}{more}; "
+                                     "give more characters")
+    if not names:
+        raise UnknownExperimentError(f"experiment id {prefix!r}: no experiments yet in {root}")
+    near = [n for n in names if n[0] == prefix[0]][:5] or names[:5]
+    raise UnknownExperimentError(f"experiment id {prefix!r}: no such experiment in {root} "
+                                 f"({len(names)} exist, e.g. {', '.join(near)})")
 
 
 def nearest_experiment(paths: ProjectPaths, ident: dict[str, Any], identity_values: dict[str, Any],

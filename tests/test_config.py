@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from MLSystem.builder import ExperimentBuilder
 from MLSystem.config_merge import expand_sweeps, merge_config
-from MLSystem.errors import ConfigError, RegistryError
+from MLSystem.errors import ConfigError, RegistryError, UnknownExperimentError
 from MLSystem.hashing import canonical
 
 
@@ -60,7 +60,30 @@ def test_different_id_for_any_identity_change(project):
                                                               "noise=0.5", "normalize=false", "scheduler=none")}
     assert base.experiment_id not in changed and len(changed) == 7
     assert build("model=mlp").experiment_id != base.experiment_id
-    assert build("model=cnn", "init_from=abc").experiment_id != base.experiment_id
+    parent = "abcdef012345"
+    (project / "output" / "experiments" / parent).mkdir(parents=True)
+    warm = build("model=cnn", f"init_from={parent}")
+    assert warm.experiment_id != base.experiment_id
+    # An ID prefix and a checkpoint's file name resolve to the same experiment as the full form.
+    assert build("model=cnn", "init_from=abcd").experiment_id == warm.experiment_id
+    assert (build("model=cnn", "init_from=abc/epoch-0002.ckpt").experiment_id
+            == build("model=cnn", f"init_from={parent}/epoch-0002").experiment_id != warm.experiment_id)
+
+
+def test_unknown_or_ambiguous_id_prefix_is_a_clear_error(project):
+    from MLSystem.experiment_store import resolve_id
+    from MLSystem.paths import ProjectPaths
+
+    for name in ("abc111111111", "abc222222222", "def333333333"):
+        (project / "output" / "experiments" / name).mkdir(parents=True)
+    paths = ProjectPaths.discover()
+    assert resolve_id(paths, "abc1") == "abc111111111"
+    with pytest.raises(ConfigError, match=r"init_from: experiment id 'abc' is ambiguous: it matches abc111111111, abc222222222"):
+        build("model=cnn", "init_from=abc")
+    with pytest.raises(UnknownExperimentError, match=r"'0f': no such experiment.*3 exist"):
+        resolve_id(paths, "0f")
+    with pytest.raises(UnknownExperimentError, match="hexadecimal"):
+        resolve_id(paths, "xyz")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
