@@ -5,8 +5,9 @@
 * :class:`AtomicCheckpointIO` makes every checkpoint write atomic and records ``state.json``
   right after ``last.ckpt``, so a kill mid-save never leaves a corrupt ``last.ckpt``.
 * :func:`checkpoint_callbacks` builds Lightning's ``ModelCheckpoint`` callbacks: one file per
-  epoch (``epoch-0003.ckpt`` = after 3 epochs) plus ``last.ckpt``, and mid-epoch ``last.ckpt``
-  saves every N steps / minutes so a SIGKILL loses little.
+  epoch (``epoch-0003.ckpt`` = after 3 epochs) plus ``last.ckpt``, mid-epoch ``last.ckpt``
+  saves every N steps / minutes so a SIGKILL loses little, and ``best.ckpt`` when the params
+  name a ``best_metric`` (e.g. a model config with ``best_metric = "val_cer"``, ``best_mode = "min"``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from MLSystem.paths import ExperimentPaths
 NEW, RESUME, EXTEND, COMPLETE = "new", "resume", "extend", "complete"
 STATE_KEY = "mlsystem"  # where our training state lives inside a Lightning checkpoint
 LAST = "last.ckpt"
+BEST = "best.ckpt"
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.ckpt$")
 
 
@@ -107,18 +109,18 @@ def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
 
 def find_checkpoint(exp: ExperimentPaths, name: str | None) -> Path:
     """``last.ckpt`` or the named checkpoint (``epoch-0003`` or ``epoch-0003.ckpt``); clear error if absent."""
-    from MLSystem.errors import MLSystemError
+    from MLSystem.errors import BadInputError
 
     if not name:
         if exp.last_ckpt.is_file():
             return exp.last_ckpt
-        raise MLSystemError(f"experiment {exp.id} has no checkpoint yet")
+        raise BadInputError(f"experiment {exp.id} has no checkpoint yet")
     if "/" in name or "\\" in name or name.startswith("."):
-        raise MLSystemError(f"checkpoint {name!r}: expected a file name such as epoch-0003 or last")
+        raise BadInputError(f"checkpoint {name!r}: expected a file name such as epoch-0003 or last")
     path = exp.checkpoints / (name if name.endswith(".ckpt") else f"{name}.ckpt")
     if not path.is_file():
         have = ", ".join(c.name for c in list_checkpoints(exp)) or "none"
-        raise MLSystemError(f"checkpoint {name!r} not found in experiment {exp.id} (available: {have})")
+        raise BadInputError(f"checkpoint {name!r} not found in experiment {exp.id} (available: {have})")
     return path
 
 
@@ -200,5 +202,11 @@ def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
         callbacks.append(MidEpochCheckpoint(dirpath=exp.checkpoints, train_time_interval=timedelta(minutes=minutes),
                                          save_top_k=0, save_last=True, save_on_train_epoch_end=False,
                                          enable_version_counter=False))
+    best_metric = str(params.get("best_metric") or "")
+    if best_metric:
+        # Its state (best score so far) is saved in every checkpoint, so it survives resumes.
+        callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, filename=Path(BEST).stem, monitor=best_metric,
+                                         mode=str(params.get("best_mode") or "min"), save_top_k=1, save_last=False,
+                                         auto_insert_metric_name=False, enable_version_counter=False))
     return callbacks
 

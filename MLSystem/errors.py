@@ -41,10 +41,14 @@ class RegistryError(ConfigError):
     """``configs/registry.json`` or a definition it points to is wrong."""
 
 
-class UnknownExperimentError(MLSystemError):
-    """An experiment ID or prefix that matches no experiment, or more than one."""
+class BadInputError(MLSystemError):
+    """A name, ID or file given by the user that does not exist or is not valid."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class UnknownExperimentError(BadInputError):
+    """An experiment ID or prefix that matches no experiment, or more than one."""
 
 
 class ExperimentBusyError(MLSystemError):

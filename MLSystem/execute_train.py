@@ -47,7 +47,11 @@ class TrainResult:
 def train(overrides: Iterable[str] | dict[str, Any] = (), *, paths: ProjectPaths | None = None,
           out=print) -> TrainResult:
     """Build, decide and train. Raises :class:`MLSystemError` for bad input."""
-    ctx = ExperimentBuilder(overrides, paths=paths).build()
+    return train_context(ExperimentBuilder(overrides, paths=paths).build(), out=out)
+
+
+def train_context(ctx: ExperimentContext, *, out=print) -> TrainResult:
+    """Decide and train an already built context (``execute_plot`` trains a restored one)."""
     decision = ctx.decide()
     if decision.action == cm.COMPLETE:
         out(decision.message)

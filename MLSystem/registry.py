@@ -60,6 +60,7 @@ class Entry:
     config_name: str
     class_name: str
     where: str  # "registry.json: models.cnn.adapters.digits", for messages
+    description: str = ""
 
     def _import(self, module: str) -> Any:
         dotted = f"{self.module_base}.{module}"
@@ -230,4 +231,5 @@ def _entry(paths: ProjectPaths, kind: str, name: str, spec: Any, where: str, pro
         problems.append(f"{where}.path: {spec['path']}/config.py does not exist")
         return None
     module_base = ".".join(folder.relative_to(paths.root).parts)
-    return Entry(kind, name, folder, module_base, spec["config"], spec["class"], where)
+    return Entry(kind, name, folder, module_base, spec["config"], spec["class"], where,
+                 str(spec.get("description") or ""))
