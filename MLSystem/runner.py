@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -319,6 +320,21 @@ class Runner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
         return previous
+
+
+def start_detached(paths: ProjectPaths, *, wait: float = 0.0) -> int:
+    """Start ``python -m MLSystem.runner`` in its own session (it outlives the caller, e.g. the
+    cockpit or a closed browser); output goes to ``queue/logs/runner.log``. Returns its pid.
+    A second runner on the same queue just reports the active one and exits."""
+    log_path = JobQueue(paths).paths.logs / "runner.log"
+    env = dict(os.environ, MLSYSTEM_ROOT=str(paths.root), PYTHONUNBUFFERED="1")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "MLSystem.runner", "--wait", str(wait)], cwd=paths.root,
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    # Reap it when it exits, so a long-lived caller does not keep a zombie that looks alive.
+    threading.Thread(target=proc.wait, daemon=True, name=f"reap-runner-{proc.pid}").start()
+    return proc.pid
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,8 +127,9 @@ def submit_plot(experiment: str, *, priority: int = 0, queue: JobQueue | None = 
                          priority=int(priority), note=f"submitted: plots of {eid}"))
 
 
-def edit_overrides(queue: JobQueue, ref: str, changes: Iterable[str]) -> Job:
-    """Merge ``key=value`` changes into a pending train job, re-validate and re-derive its experiment."""
+def edit_overrides(queue: JobQueue, ref: str, changes: Iterable[str], *, replace: bool = False) -> Job:
+    """Merge ``key=value`` changes into a pending train job (``replace``: they become its whole
+    override list, as the cockpit's edit form sends), re-validate and re-derive its experiment."""
     from MLSystem.config_merge import parse_overrides
 
     job = queue.get(ref)
@@ -138,10 +139,20 @@ def edit_overrides(queue: JobQueue, ref: str, changes: Iterable[str]) -> Job:
     if not changes:
         raise QueueError("--edit: give the key=value overrides to change")
     keys = set(parse_overrides(changes))  # also rejects sweeps: one job stays one job
-    args = [a for a in job.args if a.split("=", 1)[0] not in keys] + changes
+    args = changes if replace else [a for a in job.args if a.split("=", 1)[0] not in keys] + changes
     [p] = plan(args, paths=queue.project)
     return queue.edit(job.id, args=p.args, experiment_id=p.experiment_id, action=p.action, dataset=p.dataset,
                       model=p.model, adapter=p.adapter, max_epochs=p.max_epochs, note=f"edited: {p.message}")
+
+
+def experiment_overrides(metadata: dict[str, Any]) -> list[str]:
+    """The overrides that rebuild an existing experiment (same ID): its selection, warm-start
+    parent and the identity values that differ from the defaults (``experiment.json`` "identity")."""
+    from MLSystem.config_merge import _to_override
+
+    ident = metadata.get("identity") or {}
+    args = [_to_override(k, ident[k]) for k in ("dataset", "model", "adapter", "init_from") if ident.get(k)]
+    return args + [_to_override(k, v) for k, v in sorted((ident.get("params") or {}).items())]
 
 
 # -- CLI --------------------------------------------------------------------------------------------

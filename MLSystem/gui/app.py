@@ -1,0 +1,31 @@
+"""Wire the cockpit: pages, REST API and (with a token) the access check, onto NiceGUI's app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import app
+
+from MLSystem.gui import api
+from MLSystem.gui.auth import TokenMiddleware
+from MLSystem.gui.context import Cockpit
+from MLSystem.gui.pages import add_job, checkpoints, experiment_detail, experiments, inference, live, queue
+from MLSystem.paths import ProjectPaths
+
+TITLE = "MLSystem cockpit"
+# ui.run options shared by gui_start and the tests' main file.
+RUN_OPTIONS: dict[str, Any] = {
+    "title": TITLE, "reload": False, "show": False, "fastapi_docs": True, "show_welcome_message": False,
+    "reconnect_timeout": 10.0,
+}
+
+
+def build(paths: ProjectPaths, token: str | None = None) -> Cockpit:
+    """Register every page and ``/api`` route; call once before ``ui.run``."""
+    cockpit = Cockpit(paths, token)
+    for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference):
+        page.register(cockpit)
+    api.register(app, cockpit)
+    if token:
+        app.add_middleware(TokenMiddleware, token=token)
+    return cockpit

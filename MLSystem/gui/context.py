@@ -1,0 +1,47 @@
+"""What every page and the API share in one cockpit process: the project, caches, the token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from MLSystem.gui.index import CheckpointIndex, ExperimentIndex
+from MLSystem.gui.inference import ModelCache
+from MLSystem.job_queue import Eta, JobQueue, Job, estimate
+from MLSystem.paths import ProjectPaths
+from MLSystem.registry import Registry
+
+ETA_TTL_S = 10.0  # ETAs read every experiment's metrics: recomputed at most this often
+
+
+@dataclass
+class Cockpit:
+    paths: ProjectPaths
+    token: str | None = None
+    experiments: ExperimentIndex = field(init=False)
+    checkpoints: CheckpointIndex = field(init=False)
+    models: ModelCache = field(init=False)
+    _etas: tuple[float, dict[str, Eta]] = (0.0, {})
+    _eta_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.experiments = ExperimentIndex(self.paths)
+        self.checkpoints = CheckpointIndex(self.experiments)
+        self.models = ModelCache(self.paths)
+
+    def queue(self) -> JobQueue:
+        """A queue handle per call: handles are cheap and their lock objects are not shared across threads."""
+        return JobQueue(self.paths)
+
+    def registry(self) -> Registry:
+        return Registry.load(self.paths)
+
+    def etas(self, jobs: list[Job]) -> dict[str, Eta]:
+        """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread)."""
+        with self._eta_lock:
+            at, cached = self._etas
+            if time.monotonic() - at > ETA_TTL_S or any(j.id not in cached for j in jobs if j.status == "pending"):
+                cached = estimate(self.queue(), jobs)
+                self._etas = (time.monotonic(), cached)
+            return cached

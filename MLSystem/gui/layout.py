@@ -1,0 +1,35 @@
+"""The frame every page shares: header with navigation, and small display helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from nicegui import ui
+
+NAV = (("Add job", "/", "add_circle"), ("Queue", "/queue", "list"), ("Live", "/live", "monitor_heart"),
+       ("Experiments", "/experiments", "science"), ("Checkpoints", "/checkpoints", "save"),
+       ("Inference", "/inference", "mic"), ("API", "/docs", "api"))
+
+
+@contextlib.contextmanager
+def frame(title: str) -> Iterator[None]:
+    """Header with the navigation, then the page body in a padded column."""
+    ui.page_title(f"{title} · MLSystem")
+    with ui.header().classes("items-center gap-1 py-1 bg-slate-800"):
+        ui.label("MLSystem").classes("text-lg font-bold mr-4")
+        for label, href, icon in NAV:
+            ui.button(label, icon=icon, on_click=lambda h=href: ui.navigate.to(h)).props("flat dense no-caps color=white")
+    with ui.column().classes("w-full p-4 gap-3"):
+        ui.label(title).classes("text-2xl font-semibold")
+        yield
+
+
+def short_time(iso: str | None) -> str:
+    """``2026-11-21T07:40:18+00:00`` -> ``2026-11-21 07:40:18`` (times are UTC)."""
+    return (iso or "")[:19].replace("T", " ")
+
+
+def action_color(action: str | None) -> str:
+    return {"new": "primary", "resume": "orange", "extend": "teal", "complete": "grey", "plot": "purple"}.get(
+        action or "", "grey")

@@ -1,0 +1,92 @@
+"""Page ``/experiments``: every experiment in a server-side paged, filtered and sorted table."""
+
+from __future__ import annotations
+
+from nicegui import run, ui
+
+from MLSystem.gui.context import Cockpit
+from MLSystem.gui.index import SORT_KEYS
+from MLSystem.gui.layout import frame, short_time
+
+PER_PAGE = 50
+COLUMNS = [
+    {"name": "id", "label": "ID", "field": "id", "align": "left"},
+    {"name": "dataset", "label": "Dataset", "field": "dataset", "align": "left"},
+    {"name": "model", "label": "Model", "field": "model", "align": "left"},
+    {"name": "adapter", "label": "Adapter", "field": "adapter", "align": "left"},
+    {"name": "status", "label": "Status", "field": "status", "align": "left"},
+    {"name": "epochs", "label": "Epochs", "field": "epochs"},
+    {"name": "best", "label": "Best metrics", "field": "best", "align": "left"},
+    {"name": "created", "label": "Created", "field": "created", "align": "left"},
+    {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+]
+STATUSES = ["new", "running", "stopped", "failed", "complete"]
+
+
+class ExperimentTable:
+    def __init__(self, cockpit: Cockpit):
+        self.cockpit = cockpit
+        registry = cockpit.registry()
+        self._busy = self._again = False
+        with ui.row().classes("items-end gap-3"):
+            self.query = ui.input("Filter (id, dataset, model, adapter, status)",
+                                  on_change=self.filter_changed).props("clearable debounce=300").classes("w-72").mark("exp-filter")
+            self.dataset = ui.select([None, *sorted(registry.datasets)], label="Dataset", value=None,
+                                     on_change=self.filter_changed).classes("w-36").mark("exp-dataset")
+            self.model = ui.select([None, *sorted(registry.models)], label="Model", value=None,
+                                   on_change=self.filter_changed).classes("w-36").mark("exp-model")
+            self.status = ui.select([None, *STATUSES], label="Status", value=None,
+                                    on_change=self.filter_changed).classes("w-36").mark("exp-status")
+            self.sort = ui.select(list(SORT_KEYS), label="Sort by", value="updated",
+                                  on_change=self.filter_changed).classes("w-36").mark("exp-sort")
+            self.descending = ui.switch("Descending", value=True, on_change=self.filter_changed).mark("exp-desc")
+        self.count = ui.label().mark("exp-count")
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full").props(
+            "dense flat :rows-per-page-options=[0] hide-pagination").mark("exp-table")
+        self.table.add_slot("body-cell-id", r'''
+            <q-td :props="props"><a :href="'/experiments/' + props.value" class="font-mono text-blue-700">{{ props.value }}</a></q-td>''')
+        self.table.on("rowClick", lambda e: ui.navigate.to(f"/experiments/{e.args[1]['id']}"))
+        self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self.reload).mark("exp-pages")
+        ui.timer(0.01, self.reload, once=True)
+        ui.timer(5.0, self.reload)  # statuses and new experiments appear without a reload
+
+    async def filter_changed(self) -> None:
+        if self.pagination.value != 1:
+            self.pagination.value = 1  # its on_change reloads
+        else:
+            await self.reload()
+
+    async def reload(self) -> None:
+        """Fetch the current page; a change made while a fetch runs is fetched right after it."""
+        self._again = True
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._again:
+                self._again = False
+                page = await run.io_bound(self.cockpit.experiments.page, query=self.query.value or "",
+                                          dataset=self.dataset.value, model=self.model.value,
+                                          status=self.status.value, sort=self.sort.value,
+                                          descending=self.descending.value, page=self.pagination.value or 1,
+                                          per_page=PER_PAGE)
+                if page is None:
+                    return
+                self._show(page)
+        finally:
+            self._busy = False
+
+    def _show(self, page) -> None:
+        self.pagination.max = page.pages
+        for r in page.rows:
+            r["created"], r["updated"] = short_time(r["created"]), short_time(r["updated"])
+        self.table.rows = page.rows
+        self.table.update()
+        self.count.text = f"{page.total} experiment{'s' if page.total != 1 else ''}"
+
+
+def register(cockpit: Cockpit) -> None:
+    @ui.page("/experiments")
+    def experiments_page() -> None:
+        with frame("Experiments"):
+            ExperimentTable(cockpit)

@@ -1,0 +1,83 @@
+"""Page ``/inference``: pick a speech experiment and checkpoint, upload audio, read the transcript and RTF."""
+
+from __future__ import annotations
+
+from nicegui import events, run, ui
+
+from MLSystem.errors import MLSystemError
+from MLSystem.gui.context import Cockpit
+from MLSystem.gui.inference import AUDIO_SUFFIXES, MAX_UPLOAD_BYTES, inference_models
+from MLSystem.gui.layout import frame
+
+
+def _candidates(cockpit: Cockpit) -> dict[str, str]:
+    """Blocking: experiments with a checkpoint whose model can transcribe (imports model code)."""
+    models = set(inference_models(cockpit.paths))
+    rows = [r for r in cockpit.experiments.rows(fresh=True) if r["model"] in models]
+    return {r["id"]: f"{r['id']} · {r['model']} on {r['dataset']} · {r['epochs']} epochs" for r in rows[:500]
+            if cockpit.paths.experiment(r["id"]).checkpoints.is_dir()}
+
+
+class InferencePanel:
+    def __init__(self, cockpit: Cockpit):
+        self.cockpit = cockpit
+        self.status = ui.label("Looking for speech models…").mark("inf-status")
+        with ui.row().classes("items-end gap-3"):
+            self.experiment = ui.select({}, label="Experiment", on_change=self.experiment_changed).classes(
+                "w-[32rem]").mark("inf-experiment")
+            self.checkpoint = ui.select([], label="Checkpoint").classes("w-48").mark("inf-checkpoint")
+        ui.upload(label=f"Audio ({', '.join(AUDIO_SUFFIXES)}, ≤ {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB)",
+                  auto_upload=True, max_file_size=MAX_UPLOAD_BYTES, on_upload=self.transcribe,
+                  on_rejected=lambda: ui.notify("file too large", type="negative")).props(
+            f"accept={','.join(AUDIO_SUFFIXES)}").classes("w-[32rem]").mark("inf-upload")
+        with ui.card().classes("w-full"):
+            self.transcript = ui.label("").classes("text-lg font-mono").mark("inf-transcript")
+            self.timing = ui.label("").classes("text-sm text-gray-600").mark("inf-timing")
+        ui.timer(0.01, self.load, once=True)
+
+    async def load(self) -> None:
+        try:
+            options = await run.io_bound(_candidates, self.cockpit)
+        except MLSystemError as exc:
+            self.status.text = str(exc)
+            return
+        if options is None:
+            return
+        self.experiment.set_options(options, value=next(iter(options), None))
+        self.status.text = (f"{len(options)} experiment{'s' if len(options) != 1 else ''} with a speech model"
+                            if options else "No trained experiment has a model with an inference() method yet.")
+
+    async def experiment_changed(self) -> None:
+        from MLSystem.checkpoint_manager import list_checkpoints
+
+        eid = self.experiment.value
+        names = await run.io_bound(lambda: [c.name for c in list_checkpoints(self.cockpit.paths.experiment(eid))]) \
+            if eid else []
+        self.checkpoint.set_options(names or [], value="last" if "last" in (names or []) else (names or [None])[-1])
+
+    async def transcribe(self, e: events.UploadEventArguments) -> None:
+        if not self.experiment.value:
+            ui.notify("choose an experiment first", type="warning")
+            return
+        data = await e.file.read()
+        self.transcript.text, self.timing.text = "…", ""
+        try:
+            result = await run.io_bound(self.cockpit.models.transcribe, self.experiment.value, self.checkpoint.value,
+                                        data, e.file.name)
+        except MLSystemError as exc:
+            self.transcript.text = ""
+            self.timing.text = str(exc)
+            ui.notify(str(exc), type="negative", multi_line=True)
+            return
+        if result is None:
+            return
+        self.transcript.text = result.text or "(empty transcript)"
+        self.timing.text = (f"{result.audio_seconds:.2f} s of audio at {result.sample_rate} Hz transcribed in "
+                            f"{result.elapsed_seconds:.3f} s — real-time factor {result.rtf:.3f}")
+
+
+def register(cockpit: Cockpit) -> None:
+    @ui.page("/inference")
+    def inference_page() -> None:
+        with frame("Inference test"):
+            InferencePanel(cockpit)
