@@ -5,9 +5,11 @@ the epoch and re-seeds the RNG. Three pieces fix that:
 
 * :class:`ResumableSampler` — the epoch's order is a pure function of ``(seed, epoch)``; after a
   restore it skips the samples already consumed in that epoch.
+* :class:`BucketBatchSampler` — the same for batches of similar length (speech, text): the
+  epoch's batches are a pure function of ``(seed, epoch)`` and their number never changes.
 * :class:`ResumableDataLoader` — implements ``state_dict``/``load_state_dict``, which Lightning
   stores in the checkpoint and restores right before it creates the iterator (so worker
-  processes prefetch the right indices).
+  processes prefetch the right indices). Pass ``lengths`` to batch by length.
 * :class:`ExactResumeCallback` — counts consumed batches, saves the RNG states with each
   checkpoint and restores them at the first batch after a resume, and writes the training
   state (epochs completed, global step) into the checkpoint for ``state.json``.
@@ -16,7 +18,7 @@ the epoch and re-seeds the RNG. Three pieces fix that:
 from __future__ import annotations
 
 import random
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,28 +68,99 @@ class ResumableSampler(Sampler[int]):
         return self.num_samples
 
 
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of items of similar length, so padding wastes little compute.
+
+    Each epoch sorts the items by length times a random factor in ``[1 - jitter, 1 + jitter]``
+    (batches differ from epoch to epoch), cuts the order into ``batch_size`` chunks and
+    shuffles the chunks. Everything is drawn from ``(seed, epoch)`` and the number of batches
+    is fixed, which is what exact mid-epoch resume needs. Unshuffled (evaluation), it is the
+    plain length order.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                 jitter: float = 0.1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.float64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.jitter = jitter
+        self.epoch = 0
+        self._skip = 0
+        self._skip_epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        if not self.shuffle:
+            order = torch.argsort(self.lengths, stable=True).tolist()
+            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        g = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        noise = 1.0 + self.jitter * (2.0 * torch.rand(len(self.lengths), generator=g, dtype=torch.float64) - 1.0)
+        order = torch.argsort(self.lengths * noise, stable=True).tolist()
+        chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
+
+    def skip_in_epoch(self, epoch: int, batches: int) -> None:
+        """Start epoch ``epoch`` after its first ``batches`` batches (once)."""
+        self._skip, self._skip_epoch = batches, epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip = self._skip if self._skip_epoch == self.epoch else 0
+        self._skip, self._skip_epoch = 0, None
+        return iter(self.batches(self.epoch)[skip:])
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
 class ResumableDataLoader(DataLoader):
-    """A ``DataLoader`` over a :class:`ResumableSampler` whose position is saved in checkpoints."""
+    """A ``DataLoader`` whose position is saved in checkpoints: over a :class:`ResumableSampler`,
+    or over a :class:`BucketBatchSampler` when ``lengths`` (one per item) are given."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 **kwargs: Any):
-        sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed)
+                 lengths: Sequence[int] | None = None, **kwargs: Any):
         self._seed = seed
         generator = torch.Generator().manual_seed(seed)
-        super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=generator, **kwargs)
+        if lengths is None:
+            sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed)
+            super().__init__(dataset, batch_size=batch_size, sampler=sampler, generator=generator, **kwargs)
+        else:
+            if len(lengths) != len(dataset):
+                raise ValueError(f"lengths: {len(lengths)} values for {len(dataset)} items")
+            buckets = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
+            super().__init__(dataset, batch_sampler=buckets, generator=generator, **kwargs)
         self.consumed_batches = 0
+
+    @property
+    def _bucketed(self) -> bool:
+        return isinstance(self.batch_sampler, BucketBatchSampler)
+
+    @property
+    def _epoch(self) -> int:
+        return self.batch_sampler.epoch if self._bucketed else self.sampler.epoch
 
     def __iter__(self):
         # Worker seeds come from this generator: make them a function of (seed, epoch) too.
-        self.generator.manual_seed(_epoch_seed(self._seed + 1, self.sampler.epoch))
+        self.generator.manual_seed(_epoch_seed(self._seed + 1, self._epoch))
         return super().__iter__()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.sampler.epoch, "consumed_samples": self.consumed_batches * self.batch_size}
+        if self._bucketed:
+            return {"epoch": self._epoch, "consumed_batches": self.consumed_batches}
+        return {"epoch": self._epoch, "consumed_samples": self.consumed_batches * self.batch_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        consumed = int(state.get("consumed_samples", 0))
         epoch = int(state.get("epoch", 0))
+        if self._bucketed:
+            self.consumed_batches = int(state.get("consumed_batches", 0))
+            if 0 < self.consumed_batches < len(self.batch_sampler):
+                self.batch_sampler.skip_in_epoch(epoch, self.consumed_batches)
+            return
+        consumed = int(state.get("consumed_samples", 0))
         self.consumed_batches = consumed // self.batch_size
         if 0 < consumed < len(self.dataset):
             self.sampler.skip_in_epoch(epoch, consumed)

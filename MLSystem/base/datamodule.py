@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from MLSystem.base.adapter import BaseAdapter
-from MLSystem.resumable import ResumableDataLoader
+from MLSystem.resumable import BucketBatchSampler, ResumableDataLoader
 
 
 class BaseDataModule(pl.LightningDataModule):
@@ -17,7 +17,8 @@ class BaseDataModule(pl.LightningDataModule):
 
     Use :meth:`transform` for the adapter's per-sample transform and :meth:`train_loader` /
     :meth:`eval_loader` so batches are resumable mid-epoch and honour ``batch_size``,
-    ``num_workers`` and ``limit_samples``.
+    ``num_workers`` and ``limit_samples``. Give them ``lengths`` (one per item) to batch items
+    of similar length together (speech, text).
     """
 
     def __init__(self, params: dict[str, Any], adapter: BaseAdapter):
@@ -36,16 +37,18 @@ class BaseDataModule(pl.LightningDataModule):
         g = torch.Generator().manual_seed(int(self.params["seed"]))
         return Subset(dataset, torch.randperm(len(dataset), generator=g)[:n].tolist())
 
-    def train_loader(self, dataset: Dataset, **kwargs: Any) -> ResumableDataLoader:
+    def train_loader(self, dataset: Dataset, lengths: Sequence[int] | None = None,
+                     **kwargs: Any) -> ResumableDataLoader:
         return ResumableDataLoader(
             dataset, batch_size=int(self.params["batch_size"]), shuffle=True, seed=int(self.params["seed"]),
-            num_workers=int(self.params.get("num_workers", 0)), collate_fn=self.adapter.collate_fn("train"),
-            **kwargs,
+            lengths=lengths, num_workers=int(self.params.get("num_workers", 0)),
+            collate_fn=self.adapter.collate_fn("train"), **kwargs,
         )
 
-    def eval_loader(self, dataset: Dataset, split: str = "val", **kwargs: Any) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=int(self.params["batch_size"]), shuffle=False,
-            num_workers=int(self.params.get("num_workers", 0)), collate_fn=self.adapter.collate_fn(split),
-            **kwargs,
-        )
+    def eval_loader(self, dataset: Dataset, split: str = "val", lengths: Sequence[int] | None = None,
+                    **kwargs: Any) -> DataLoader:
+        common = {"num_workers": int(self.params.get("num_workers", 0)), "collate_fn": self.adapter.collate_fn(split)}
+        if lengths is not None:
+            batches = BucketBatchSampler(lengths, int(self.params["batch_size"]), shuffle=False)
+            return DataLoader(dataset, batch_sampler=batches, **common, **kwargs)
+        return DataLoader(dataset, batch_size=int(self.params["batch_size"]), shuffle=False, **common, **kwargs)

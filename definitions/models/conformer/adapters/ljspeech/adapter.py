@@ -1,0 +1,96 @@
+"""ljspeech -> conformer: utterances become normalized log-mel frames (cached on disk, with
+SpecAugment when training) and character ids; batches are padded dicts.
+
+The data module hands over :class:`~definitions.datasets.ljspeech.datamodule.Utterance`
+records; the audio is only read when its features are not cached yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from definitions.models.conformer.adapters.ljspeech.feature_cache import FeatureCache
+from definitions.models.conformer.features import FeatureConfig, LogMel
+from definitions.models.conformer.vocab import CharVocab
+from MLSystem.base.adapter import BaseAdapter
+from MLSystem.paths import ProjectPaths
+
+
+class LJSpeechToConformer(BaseAdapter):
+    def __init__(self, params: dict[str, Any]):
+        super().__init__(params)
+        self.vocab = CharVocab(params["vocabulary"])
+        self.feature_config = FeatureConfig.from_params(params)
+        self._featurizer: LogMel | None = None
+        self._caches: dict[Path, FeatureCache] = {}
+
+    def build_args(self, datamodule) -> dict[str, Any]:
+        # Plain values only: they are stored with the checkpoint and rebuild the model anywhere.
+        return {"vocab": self.vocab.chars, "feature_config": asdict(self.feature_config)}
+
+    # -- per utterance -------------------------------------------------------------------------
+    def features(self, utt) -> np.ndarray:
+        """``(frames, n_mels)`` log-mel of an utterance, from the cache when possible."""
+        if self._featurizer is None:
+            self._featurizer = LogMel(self.feature_config)
+        compute = lambda: self._featurizer(torch.from_numpy(utt.load())).numpy()  # noqa: E731
+        cache = self._cache_for(utt.path.parent.parent)
+        return cache.get_or_compute(utt.id, utt.path, compute) if cache else compute()
+
+    def _cache_for(self, corpus: Path) -> FeatureCache | None:
+        folder = self.params["feature_cache"]
+        if not folder:
+            return None
+        if corpus not in self._caches:
+            root = Path(folder) if Path(folder).is_absolute() else ProjectPaths.discover().root / folder
+            self._caches[corpus] = FeatureCache(root, self.feature_config.key(), corpus)
+        return self._caches[corpus]
+
+    def spec_augment(self, feats: torch.Tensor) -> torch.Tensor:
+        """Zero (= the utterance mean) random frequency bands and time spans."""
+        p = self.params
+        feats = feats.clone()
+        frames, bands = feats.shape
+        for _ in range(int(p["freq_masks"])):
+            width = int(torch.randint(0, int(p["freq_mask_width"]) + 1, ()))
+            start = int(torch.randint(0, max(1, bands - width + 1), ()))
+            feats[:, start:start + width] = 0.0
+        for _ in range(int(p["time_masks"])):
+            # At most a fifth of the utterance per mask, so short ones keep their words.
+            width = int(torch.randint(0, min(int(p["time_mask_width"]), frames // 5) + 1, ()))
+            start = int(torch.randint(0, max(1, frames - width + 1), ()))
+            feats[start:start + width] = 0.0
+        return feats
+
+    def get_transform(self, split: str) -> Callable[[Any], dict[str, Any]]:
+        augment = split == "train"
+
+        def transform(utt) -> dict[str, Any]:
+            feats = torch.from_numpy(self.features(utt)).float()
+            text = self.vocab.normalize(utt.normalized_text)
+            return {"id": utt.id, "text": text, "features": self.spec_augment(feats) if augment else feats,
+                    "targets": torch.tensor(self.vocab.encode(text), dtype=torch.long)}
+
+        return transform
+
+    # -- per batch -----------------------------------------------------------------------------
+    def collate_fn(self, split: str) -> Callable[[list], dict[str, Any]]:
+        return collate
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad features (B, T, n_mels) and targets (B, S); keep lengths, texts and ids."""
+    return {
+        "features": pad_sequence([i["features"] for i in items], batch_first=True),
+        "feature_lengths": torch.tensor([len(i["features"]) for i in items], dtype=torch.long),
+        "targets": pad_sequence([i["targets"] for i in items], batch_first=True),
+        "target_lengths": torch.tensor([len(i["targets"]) for i in items], dtype=torch.long),
+        "texts": [i["text"] for i in items],
+        "ids": [i["id"] for i in items],
+    }

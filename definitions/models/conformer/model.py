@@ -1,0 +1,139 @@
+"""Conformer-CTC speech recognizer: log-mel frames -> convolutional subsampling ->
+``torchaudio.models.Conformer`` -> per-frame character log-probabilities (CTC, greedy decoding).
+
+The model knows nothing about datasets: its adapter gives it the vocabulary and the feature
+settings, which it keeps (checkpoint hyperparameters) so :meth:`ConformerCTC.inference` can
+turn raw audio at any sample rate into text on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from definitions.models.conformer.features import FeatureConfig, LogMel
+from definitions.models.conformer.vocab import CharVocab
+from MLSystem.base.model import BaseModel
+
+SILENCE_PEAK = 1e-3  # below -60 dBFS an input is treated as silence
+STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}
+
+
+class ConvSubsampling(nn.Module):
+    """Two 1-D convolutions over time that reduce the frame rate by ``factor``."""
+
+    def __init__(self, n_mels: int, d_model: int, factor: int):
+        super().__init__()
+        self.strides = STRIDES[factor]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(n_mels if i == 0 else d_model, d_model, kernel_size=2 * s + 1, stride=s, padding=s)
+            for i, s in enumerate(self.strides)
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.transpose(1, 2)  # (B, F, T)
+        for conv, s in zip(self.convs, self.strides):
+            x = F.gelu(conv(x))
+            lengths = torch.div(lengths - 1, s, rounding_mode="floor") + 1  # padding = s, kernel = 2s+1
+        return x.transpose(1, 2), lengths
+
+
+class ConformerCTC(BaseModel):
+    def __init__(self, params: dict, vocab: str, feature_config: dict[str, Any]):
+        super().__init__(params, vocab=vocab, feature_config=feature_config)
+        self.vocab = CharVocab(vocab)
+        self.feature_config = FeatureConfig(**feature_config)
+        self.featurizer = LogMel(self.feature_config)  # used by inference(); training data comes featurized
+        d = int(params["d_model"])
+        self.subsample = ConvSubsampling(self.feature_config.n_mels, d, int(params["subsampling"]))
+        self.encoder = torchaudio.models.Conformer(
+            input_dim=d, num_heads=int(params["num_heads"]), ffn_dim=int(params["ffn_dim"]),
+            num_layers=int(params["num_layers"]), depthwise_conv_kernel_size=int(params["conv_kernel"]),
+            dropout=float(params["dropout"]),
+        )
+        self.head = nn.Sequential(nn.Dropout(float(params["dropout"])), nn.Linear(d, len(self.vocab)))
+        self.val_cer, self.val_wer = CharErrorRate(), WordErrorRate()
+        self._samples: list[dict[str, str]] = []
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, n_mels)`` features -> ``(B, T', vocab)`` log-probabilities and ``T'`` lengths."""
+        x, lengths = self.subsample(features, lengths)
+        x, lengths = self.encoder(x, lengths)
+        return self.head(x).log_softmax(dim=-1), lengths
+
+    def ctc_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_probs, lengths = self(batch["features"], batch["feature_lengths"])
+        loss = F.ctc_loss(log_probs.transpose(0, 1).float(), batch["targets"], lengths, batch["target_lengths"],
+                          blank=self.vocab.blank, zero_infinity=True)
+        return loss, log_probs, lengths
+
+    def greedy_decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        best = log_probs.argmax(dim=-1).cpu()
+        return [self.vocab.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(lengths.cpu())]
+
+    # -- training ------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss, _, _ = self.ctc_loss(batch)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["texts"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, log_probs, lengths = self.ctc_loss(batch)
+        hyps, refs = self.greedy_decode(log_probs, lengths), batch["texts"]
+        self.val_cer.update(hyps, refs)
+        self.val_wer.update(hyps, refs)
+        n = len(refs)
+        self.log("val_loss", loss, batch_size=n)
+        self.log("val_cer", self.val_cer, batch_size=n)
+        self.log("val_wer", self.val_wer, batch_size=n)
+        room = int(self.params.get("samples_per_epoch", 0)) - len(self._samples)
+        self._samples += [{"id": i, "ref": r, "hyp": h} for i, r, h in zip(batch["ids"], refs, hyps)][:max(0, room)]
+
+    def on_validation_epoch_start(self) -> None:
+        self._samples = []
+
+    def on_validation_epoch_end(self) -> None:
+        if self._samples and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            write_samples(Path(self.trainer.default_root_dir) / "samples.jsonl", self.current_epoch,
+                          int(self.global_step), self._samples)
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def inference(self, waveform: np.ndarray | torch.Tensor, sample_rate: int = 22050) -> str:
+        """Transcribe one recording (mono or channels-first/last, any sample rate); silence -> ""."""
+        x = torch.as_tensor(np.asarray(waveform, dtype=np.float32) if not torch.is_tensor(waveform) else waveform)
+        x = x.float()
+        if x.ndim == 2:  # average the channel axis (the shorter one)
+            x = x.mean(dim=0 if x.shape[0] <= x.shape[1] else 1)
+        if x.ndim != 1:
+            raise ValueError(f"waveform: expected 1-D (or 2-D multichannel) audio, got shape {tuple(x.shape)}")
+        if x.numel() == 0 or float(x.abs().max()) < SILENCE_PEAK:
+            return ""
+        if int(sample_rate) != self.feature_config.sample_rate:
+            x = torchaudio.functional.resample(x, int(sample_rate), self.feature_config.sample_rate)
+        was_training = self.training
+        self.eval()
+        try:
+            feats = self.featurizer(x.to(self.device))[None]
+            log_probs, lengths = self(feats, torch.tensor([feats.shape[1]], device=self.device))
+        finally:
+            self.train(was_training)
+        return self.greedy_decode(log_probs, lengths)[0]
+
+
+def write_samples(path: Path, epoch: int, step: int, samples: list[dict[str, str]]) -> None:
+    """One JSON row per epoch in ``samples.jsonl``; a re-run epoch (after a resume) replaces its row."""
+    rows = []
+    if path.exists():
+        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("epoch") != epoch]
+    rows.append(json.dumps({"epoch": epoch, "step": step, "samples": samples}, ensure_ascii=False))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
