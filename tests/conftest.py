@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# NiceGUI's User fixture (cockpit tests); it only configures a temporary storage path otherwise.
+pytest_plugins = ["nicegui.testing.user_plugin"]
+
 REPO = Path(__file__).resolve().parents[1]
 # Small, fast settings for the digits examples (a 1-epoch run takes about a second).
 FAST = ["n_train=256", "n_val=64", "batch_size=32"]
@@ -37,6 +40,24 @@ def add_probe_model(root: Path) -> None:
     reg["models"]["probe"] = {
         "path": "definitions/models/probe", "config": "ProbeConfig", "class": "Probe",
         "adapters": {"digits": {"path": "definitions/models/probe/adapters/digits",
+                                "config": "DigitsToCNNConfig", "class": "DigitsToCNN"}},
+    }
+    reg_file.write_text(json.dumps(reg, indent=2))
+
+
+def add_echo_model(root: Path) -> None:
+    """Register the test-only `echo` model (a CNN with a speech model's ``inference`` method)."""
+    import json
+
+    target = root / "definitions" / "models" / "echo"
+    shutil.copytree(REPO / "tests" / "fixtures" / "echo", target)
+    shutil.copytree(REPO / "definitions" / "models" / "cnn" / "adapters", target / "adapters",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    reg_file = root / "configs" / "registry.json"
+    reg = json.loads(reg_file.read_text())
+    reg["models"]["echo"] = {
+        "path": "definitions/models/echo", "config": "EchoConfig", "class": "Echo",
+        "adapters": {"digits": {"path": "definitions/models/echo/adapters/digits",
                                 "config": "DigitsToCNNConfig", "class": "DigitsToCNN"}},
     }
     reg_file.write_text(json.dumps(reg, indent=2))

@@ -1,0 +1,13 @@
+"""NiceGUI main file of the cockpit tests (pytest ini ``main_file``): the cockpit of $MLSYSTEM_ROOT,
+with the token of $MLSYSTEM_GUI_TOKEN when set."""
+
+import os
+
+from nicegui import ui
+
+from MLSystem.gui.app import RUN_OPTIONS, build
+from MLSystem.gui.auth import TOKEN_ENV
+from MLSystem.paths import ProjectPaths
+
+build(ProjectPaths.discover(), os.environ.get(TOKEN_ENV) or None)
+ui.run(**RUN_OPTIONS)
