@@ -85,3 +85,36 @@ def run_cli(root: Path, module: str, *args: str, timeout: float = 300, env: dict
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# -- cockpit tests (tests/test_gui_*.py) --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Path:
+    """A project with a trained digits/cnn and a trained `echo` experiment (built once per session)."""
+    from gui_fixtures import build_trained_template
+
+    return build_trained_template(tmp_path_factory.mktemp("gui") / "template")
+
+
+@pytest.fixture
+def gui_project(trained_template, tmp_path, monkeypatch) -> Path:
+    from gui_fixtures import copy_project
+
+    from MLSystem.gui.auth import TOKEN_ENV
+
+    root = copy_project(trained_template, tmp_path / "proj")
+    monkeypatch.setenv("MLSYSTEM_ROOT", str(root))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+async def user(gui_project, request):
+    """NiceGUI's simulated User on the cockpit of ``gui_project`` (overrides the plugin's fixture,
+    which would build the app before MLSYSTEM_ROOT is set)."""
+    from nicegui.testing.general_fixtures import get_path_to_main_file
+    from nicegui.testing.user_simulation import user_simulation
+
+    async with user_simulation(main_file=get_path_to_main_file(request)) as simulated:
+        yield simulated

@@ -10,41 +10,16 @@ import os
 import time
 from typing import Callable
 
-import pytest
 from nicegui import ui
 from nicegui.testing import User
-from nicegui.testing.general_fixtures import get_path_to_main_file
-from nicegui.testing.user_simulation import user_simulation
 
 from conftest import FAST
-from gui_fixtures import build_trained_template, copy_project, experiment_ids
-from MLSystem.gui.auth import TOKEN_ENV
+from gui_fixtures import experiment_ids
 from MLSystem.job_queue import JobQueue
 from MLSystem.paths import ProjectPaths
 from MLSystem.submit import submit
 
 WAIT = 150  # should_see retries (0.1 s each): worker-thread reads and imports take a moment on 2 cores
-
-
-@pytest.fixture(scope="session")
-def trained_template(tmp_path_factory):
-    return build_trained_template(tmp_path_factory.mktemp("gui") / "template")
-
-
-@pytest.fixture
-def gui_project(trained_template, tmp_path, monkeypatch):
-    root = copy_project(trained_template, tmp_path / "proj")
-    monkeypatch.setenv("MLSYSTEM_ROOT", str(root))
-    monkeypatch.delenv(TOKEN_ENV, raising=False)
-    monkeypatch.chdir(root)
-    return root
-
-
-@pytest.fixture
-async def user(gui_project, request):
-    """The plugin's User, built after MLSYSTEM_ROOT points at this test's project."""
-    async with user_simulation(main_file=get_path_to_main_file(request)) as simulated:
-        yield simulated
 
 
 async def eventually(condition: Callable[[], object], timeout: float = 15.0) -> object:
