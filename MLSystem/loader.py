@@ -39,7 +39,7 @@ class LoadedExperiment:
     checkpoint: str | None = None  # checkpoint name to load (None: last.ckpt)
     weights: bool = True  # False: `model` keeps its initial weights (e.g. to plot before training)
     warnings: list[str] = field(default_factory=list)
-    _metrics_cache: tuple[tuple[int, int], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _metrics_cache: tuple[tuple[int, int], list[dict[str, Any]], MetricSeries] | None = field(default=None, repr=False)
 
     # -- configuration -------------------------------------------------------------------------
     @property
@@ -74,12 +74,15 @@ class LoadedExperiment:
         except FileNotFoundError:
             return []
         if self._metrics_cache is None or self._metrics_cache[0] != stamp:
-            self._metrics_cache = (stamp, read_rows(self.exp.metrics))
+            rows = read_rows(self.exp.metrics)
+            self._metrics_cache = (stamp, rows, MetricSeries.from_rows(rows))
         return self._metrics_cache[1]
 
     @property
     def series(self) -> MetricSeries:
-        return MetricSeries.from_rows(self.metrics)
+        """The metrics split into step, epoch and event rows (shared with :attr:`metrics`)."""
+        self.metrics  # noqa: B018 - refreshes the cache if the file changed
+        return self._metrics_cache[2] if self._metrics_cache else MetricSeries()
 
     def metrics_frame(self):
         """The metrics log as a pandas DataFrame (needs pandas, which MLSystem does not require)."""

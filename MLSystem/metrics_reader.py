@@ -21,8 +21,15 @@ from typing import Any
 
 def parse_lines(data: bytes) -> list[dict[str, Any]]:
     """Rows of complete JSON lines; a line torn by a kill mid-write is skipped."""
+    lines = [line for line in data.splitlines() if line.strip()]
+    try:  # one C-level parse of the whole file is ~3x faster than a json.loads per line
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        if all(isinstance(r, dict) for r in rows):
+            return rows
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
     rows = []
-    for line in data.splitlines():
+    for line in lines:
         if not line.strip():
             continue
         try:
@@ -108,19 +115,17 @@ class MetricSeries:
 
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
     """At most ``max_points`` points that keep each bucket's min and max (peaks stay visible)."""
+    import numpy as np
+
     n = len(xs)
     if n <= max_points or max_points < 4:
         return list(xs), list(ys)
     buckets = max_points // 2
-    out_x, out_y = [], []
-    for b in range(buckets):
-        lo, hi = b * n // buckets, (b + 1) * n // buckets
-        if hi <= lo:
-            continue
-        seg = range(lo, hi)
-        i_min = min(seg, key=ys.__getitem__)
-        i_max = max(seg, key=ys.__getitem__)
-        for i in sorted({i_min, i_max}):
-            out_x.append(xs[i])
-            out_y.append(ys[i])
-    return out_x, out_y
+    edges = np.arange(buckets + 1) * n // buckets
+    y = np.asarray(ys, dtype=float)
+    starts = edges[:-1]
+    i_min = starts + np.array([np.argmin(y[a:b]) for a, b in zip(starts, edges[1:])])
+    i_max = starts + np.array([np.argmax(y[a:b]) for a, b in zip(starts, edges[1:])])
+    keep = np.unique(np.concatenate([i_min, i_max]))  # sorted, so the line stays in x order
+    x = np.asarray(xs)
+    return x[keep].tolist(), y[keep].tolist()
