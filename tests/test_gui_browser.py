@@ -1,0 +1,122 @@
+"""The cockpit in a real headless browser (Debian's chromium + chromedriver, installed by
+scripts/test.sh): add a job through the form, start the runner, watch the live chart grow until
+the job finishes, and keep a screenshot in test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_env
+from MLSystem.job_queue import JobQueue, Status
+from MLSystem.paths import ProjectPaths
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# The live loss chart's point count, read from the page's ECharts instance.
+CHART_POINTS_JS = """
+const el = document.querySelector('.nicegui-echart');
+if (!el) return -1;
+const chart = getElement(el.id.slice(1)).chart;
+const series = chart && chart.getOption().series;
+return series && series.length ? series[0].data.length : -1;
+"""
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="chromium/chromedriver not installed (scripts/test.sh installs them as root)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def wait_for(condition, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def cockpit(project: Path):
+    port = free_port()
+    log = open(project / "gui.log", "w")
+    env = cli_env(project)
+    env.pop("PYTEST_CURRENT_TEST", None)  # NiceGUI would think it runs inside pytest
+    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(port)], cwd=project,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(up, 60, "the cockpit to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        queue = JobQueue(ProjectPaths.discover(project))
+        queue.request_drain()  # a runner the test started must not outlive it
+        wait_for(lambda: queue.active_runner() is None, 60, "the runner to exit")
+
+
+def test_add_job_run_it_and_watch_the_live_chart(cockpit: str, project: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = browser()
+    try:
+        driver.get(cockpit + "/")
+        field = wait_for(lambda: driver.find_elements(By.XPATH, "//label[contains(., 'More overrides')]//input"),
+                         30, "the overrides input")[0]
+        field.send_keys("n_train=512 n_val=64 batch_size=32 max_epochs=3 log_every_n_steps=1")
+        wait_for(lambda: "new experiment" in driver.page_source, 30, "the preview")
+        driver.find_elements(By.XPATH, "//button[contains(., 'Add job')]")[-1].click()  # [0] is the nav button
+        wait_for(lambda: "queued job-" in driver.page_source, 30, "the job to be queued")
+        queue = JobQueue(ProjectPaths.discover(project))
+        [job] = queue.pending()
+
+        driver.get(cockpit + "/queue")
+        wait_for(lambda: driver.find_elements(By.XPATH, "//button[contains(., 'Start runner')]"), 30,
+                 "the runner button")[0].click()
+        driver.get(cockpit + "/live")
+        counts = []
+
+        def finished() -> bool:
+            n = driver.execute_script(CHART_POINTS_JS)
+            if n is not None and n > 0 and (not counts or counts[-1] != n):
+                counts.append(n)
+            return queue.list([Status.FINISHED]) != [] and "Epoch 3/3" in driver.page_source
+
+        wait_for(finished, 180, f"job {job.id} to finish (log: {queue.paths.log(job.id)})")
+        time.sleep(1.0)  # the last tick draws the final points
+        counts.append(driver.execute_script(CHART_POINTS_JS))
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "cockpit_live.png"))
+    finally:
+        driver.quit()
+    assert queue.get(job.id).status == Status.FINISHED.value
+    assert len(set(counts)) >= 2 and counts == sorted(counts), f"the chart did not grow live: {counts}"
+    assert counts[-1] >= 40  # 3 epochs x 16 steps, one point per step (decimation starts at 2000)
