@@ -24,6 +24,17 @@ def _mark_resumes(ax, series: MetricSeries, x_of_event) -> None:
                     va="top", ha="right", color="0.35")
 
 
+def _finish(ax, series: MetricSeries, x_of_event, **labels: str) -> None:
+    """Resume markers, labels and a light grid: the common end of every curve panel."""
+    _mark_resumes(ax, series, x_of_event)
+    ax.set(**labels)
+    ax.grid(alpha=0.3)
+
+
+def _by_step(event: dict[str, Any]) -> float:
+    return event.get("step", 0)
+
+
 def _column(rows: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
     pairs = [(r[x], r[y]) for r in rows if isinstance(r.get(y), (int, float)) and r.get(x) is not None]
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -52,9 +63,7 @@ class LossCurves(_MetricsPlot):
             ex, ey = downsample(*_column(series.epochs, "step", key), MAX_POINTS)
             if ex:
                 ax.plot(ex, ey, style, markersize=2.5, linewidth=1.2, label=key.replace("_", " "))
-        _mark_resumes(ax, series, lambda e: e.get("step", 0))
-        ax.set(xlabel="global step", ylabel="loss", title=f"{context.experiment_id}: loss")
-        ax.grid(alpha=0.3)
+        _finish(ax, series, _by_step, xlabel="global step", ylabel="loss", title=f"{context.experiment_id}: loss")
         ax.legend(fontsize=8)
         return fig
 
@@ -71,9 +80,8 @@ class LearningRate(_MetricsPlot):
             raise ValueError("the metrics log has no learning-rate values")
         fig, ax = new_figure(size=(7, 3.2))
         ax.plot(xs, ys, linewidth=1.0)
-        _mark_resumes(ax, series, lambda e: e.get("step", 0))
-        ax.set(xlabel="global step", ylabel="learning rate", title=f"{context.experiment_id}: learning rate")
-        ax.grid(alpha=0.3)
+        _finish(ax, series, _by_step, xlabel="global step", ylabel="learning rate",
+                title=f"{context.experiment_id}: learning rate")
         return fig
 
 
@@ -93,7 +101,6 @@ class ValidationMetrics(_MetricsPlot):
             xs = [x + 1 for x in xs]  # epoch rows carry the 0-based index; show epochs completed
             xs, ys = downsample(xs, ys, MAX_POINTS)
             ax.plot(xs, ys, "-o", markersize=2.5)
-            _mark_resumes(ax, series, lambda e: e.get("epoch", 0) + 0.5)
-            ax.set(xlabel="epoch", title=name)
-            ax.grid(alpha=0.3)
+            # a run that resumed after k epochs starts between epochs k and k + 1
+            _finish(ax, series, lambda e: e.get("epoch", 0) + 0.5, xlabel="epoch", title=name)
         return fig
