@@ -125,7 +125,7 @@ def synthesize(utts: list[Utterance], wav_dir: Path, seed: int, workers: int, se
     kept: list[tuple[Utterance, int]] = []
     total = 0.0
     # The training split is cut by audio length, the held-out ones by count.
-    bar = (tqdm(total=round(seconds), unit="s", desc=desc, file=sys.stderr) if seconds is not None
+    bar = (tqdm(total=seconds, unit="s", desc=desc, file=sys.stderr) if seconds is not None
            else tqdm(total=len(utts), unit="utt", desc=desc, file=sys.stderr))
     # maxtasksperchild=1: every chunk starts from espeak-ng's initial state (see module doc).
     with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:

@@ -1,0 +1,82 @@
+"""Transcribe audio files with a trained experiment and print the real-time factor.
+
+    python -m definitions.models.conformer.transcribe 3f9c1a some.wav other.flac [--checkpoint best]
+
+RTF = processing seconds / audio seconds, measured from reading the file to the decoded text
+(model loading excluded). Runs on the CPU, whatever device trained the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class AudioFileError(ValueError):
+    """A file that is not readable audio."""
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """float32 mono samples and the sample rate; a clear error for missing or corrupt files."""
+    import soundfile as sf
+
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from None
+    return audio.mean(axis=1), int(rate)
+
+
+def transcribe_file(model, path: Path) -> tuple[str, float, float]:
+    """``(text, audio seconds, processing seconds)`` for one file."""
+    t0 = time.perf_counter()
+    audio, rate = read_audio(path)
+    text = model.inference(audio, rate)
+    return text, len(audio) / rate, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("experiment", help="experiment ID or unique prefix")
+    ap.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg; any sample rate)")
+    ap.add_argument("--checkpoint", default=None, help="checkpoint name (default: last; e.g. best, epoch-0010)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from MLSystem.errors import MLSystemError
+    from MLSystem.loader import load_experiment
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_experiment(args.experiment, checkpoint=args.checkpoint).model
+    except MLSystemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not hasattr(model, "inference"):
+        print(f"error: experiment {args.experiment}: its model has no inference(waveform, sample_rate)", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            text, audio_s, proc_s = transcribe_file(model, path)
+        except AudioFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        rtf = proc_s / audio_s if audio_s > 0 else float("nan")
+        print(f"{path}: {text}")
+        print(f"  {audio_s:.2f} s audio in {proc_s:.3f} s, RTF {rtf:.4f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""ASR data: the offline corpus generator, exact metadata.csv reading, bad files, splits,
+duration buckets (resumable) and the feature cache."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from definitions.datasets.ljspeech.datamodule import (CorpusError, LJSpeechDataModule, load_utterances,
+                                                      split_train_val)
+from definitions.datasets.ljspeech.metadata import read_metadata
+from definitions.datasets.ljspeech.synth import HELDOUT_VOICE, TRAIN_VOICES, generate
+from MLSystem.resumable import BucketBatchSampler
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    generate(out, hours=0.02, seed=3, heldout=6, workers=2)
+    return out
+
+
+def write_wav(path: Path, seconds: float = 0.5, rate: int = RATE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t), rate, subtype="PCM_16")
+
+
+# -- generator -------------------------------------------------------------------------------------
+def test_generator_writes_ljspeech_layout_that_the_dataset_reads_back(corpus):
+    rows = [line.split("|") for line in (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()]
+    assert rows and all(len(r) == 3 for r in rows)
+    assert any(ch.isdigit() for r in rows for ch in r[1]), "text should contain digits"
+    assert not any(ch.isdigit() for r in rows for ch in r[2]), "normalized_text spells numbers out"
+    total = 0.0
+    for uid, _, _ in rows:
+        info = sf.info(corpus / "wavs" / f"{uid}.wav")
+        assert (info.samplerate, info.channels, info.subtype) == (RATE, 1, "PCM_16")
+        total += info.duration
+    assert total >= 0.02 * 3600
+
+    utts = load_utterances(corpus, "metadata.csv", RATE, max_seconds=30)
+    assert [(u.id, u.text, u.normalized_text) for u in utts] == [tuple(r) for r in rows]
+    assert [u.num_samples for u in utts] == [sf.info(u.path).frames for u in utts]
+    assert utts[0].load().dtype == np.float32 and len(utts[0].load()) == utts[0].num_samples
+
+    held = {r.split("|")[2] for r in (corpus / "heldout_sentences.csv").read_text().splitlines()}
+    voice = {r.split("|")[2] for r in (corpus / "heldout_voice.csv").read_text().splitlines()}
+    assert len(held) == len(voice) == 6
+    assert not held & {r[2] for r in rows} and not voice & {r[2] for r in rows}
+    made_by = {line.split("|")[0]: line.split("|")[1] for line in (corpus / "utterances.csv").read_text().splitlines()[1:]}
+    assert {made_by[r[0]] for r in rows} <= set(TRAIN_VOICES) and HELDOUT_VOICE not in TRAIN_VOICES
+    assert {made_by[r.split("|")[0]] for r in (corpus / "heldout_voice.csv").read_text().splitlines()} == {HELDOUT_VOICE}
+
+
+def test_generator_is_deterministic_for_a_seed(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate(a, hours=0.004, seed=5, heldout=2, workers=2)
+    generate(b, hours=0.004, seed=5, heldout=2, workers=1)
+    generate(c, hours=0.004, seed=6, heldout=2, workers=2)
+    assert (a / "metadata.csv").read_bytes() == (b / "metadata.csv").read_bytes()
+    wavs = sorted(p.name for p in (a / "wavs").iterdir())
+    assert wavs == sorted(p.name for p in (b / "wavs").iterdir())
+    assert all((a / "wavs" / w).read_bytes() == (b / "wavs" / w).read_bytes() for w in wavs)
+    assert (a / "metadata.csv").read_bytes() != (c / "metadata.csv").read_bytes()
+
+
+# -- metadata.csv ---------------------------------------------------------------------------------
+def test_metadata_quotes_missing_column_blank_lines_and_bad_rows(tmp_path):
+    meta = tmp_path / "metadata.csv"
+    meta.write_bytes(
+        b'LJ001-0001|He said "no, thanks" and left.|He said "no, thanks" and left.\n'
+        b"\n   \n"
+        b"LJ001-0002|Only two columns here|\n"
+        b"LJ001-0003|Two columns, no pipe at the end\r\n"
+        b"LJ001-0004|caf\xe9 in latin-1|cafe\n"
+        b"LJ001-0005|a|b|c\n"
+        b"LJ001-0001|duplicate|duplicate\n"
+        b"|no id|no id\n"
+        b"LJ001-0006|\"unbalanced quote|\"unbalanced quote\n"
+    )
+    parsed = read_metadata(meta)
+    assert [r.id for r in parsed.rows] == ["LJ001-0001", "LJ001-0002", "LJ001-0003", "LJ001-0006"]
+    assert parsed.rows[0].text == 'He said "no, thanks" and left.'  # quotes are text, not CSV quoting
+    assert parsed.rows[1].normalized_text == "Only two columns here"
+    assert parsed.rows[2].normalized_text == "Two columns, no pipe at the end"  # \r stripped
+    assert parsed.rows[3].text == '"unbalanced quote'
+    assert parsed.normalized_from_text == 2
+    problems = "\n".join(parsed.problems)
+    assert len(parsed.problems) == 4
+    assert "metadata.csv:6: not valid UTF-8" in problems
+    assert "metadata.csv:7: expected id|text|normalized_text, found 4 column(s)" in problems
+    assert "duplicate id 'LJ001-0001'" in problems and "empty id" in problems
+
+
+def test_bad_wavs_are_counted_and_skipped_with_a_warning_or_fail(tmp_path):
+    rows = ["A-1|ok|ok", "A-2|missing wav|x", "A-3|corrupt|x", "A-4|wrong rate|x", "A-5|bad row|x|y"]
+    (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_wav(tmp_path / "wavs" / "A-1.wav")
+    (tmp_path / "wavs" / "A-3.wav").write_bytes(b"RIFF\x00\x00not really a wav")
+    write_wav(tmp_path / "wavs" / "A-4.wav", rate=16000)
+    with pytest.warns(UserWarning) as caught:
+        utts = load_utterances(tmp_path, "metadata.csv", RATE, max_seconds=30)
+    assert [u.id for u in utts] == ["A-1"]
+    message = str(caught[0].message)
+    assert "skipped 4 bad row(s) of 5" in message
+    for kind in ("1 missing wav", "1 unreadable wav", "1 wrong sample rate", "1 bad row"):
+        assert kind in message
+    with pytest.raises(CorpusError, match="found 4 bad row.*on_bad_row=skip"):
+        load_utterances(tmp_path, "metadata.csv", RATE, max_seconds=30, on_bad_row="error")
+    (tmp_path / "metadata.csv").write_text("A-2|x|x\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CorpusError, match="no usable utterances"):
+            load_utterances(tmp_path, "metadata.csv", RATE, max_seconds=30)
+    with pytest.raises(FileNotFoundError, match="metadata file not found"):
+        load_utterances(tmp_path, "nope.csv", RATE, max_seconds=30)
+
+
+# -- splits, limits, buckets ---------------------------------------------------------------------
+def test_validation_split_is_five_percent_fixed_by_seed(corpus):
+    utts = load_utterances(corpus, "metadata.csv", RATE, max_seconds=30)
+    train, val = split_train_val(utts, 0.05, seed=1)
+    assert len(val) == max(1, -(-len(utts) * 5 // 100)) and len(train) + len(val) == len(utts)
+    assert not {u.id for u in train} & {u.id for u in val}
+    assert [u.id for u in split_train_val(utts, 0.05, seed=1)[1]] == [u.id for u in val]
+    assert [u.id for u in split_train_val(utts, 0.05, seed=2)[1]] != [u.id for u in val]
+
+
+def test_datamodule_uses_val_metadata_limit_and_buckets(corpus, monkeypatch):
+    monkeypatch.setenv("MLSYSTEM_ROOT", str(corpus.parent))
+    params = {"path": str(corpus), "metadata": "metadata.csv", "val_metadata": "heldout_sentences.csv",
+              "val_fraction": 0.05, "sample_rate": RATE, "max_seconds": 30.0, "on_bad_row": "skip",
+              "seed": 0, "limit_samples": 5, "batch_size": 2, "num_workers": 0}
+
+    class NoAdapter:
+        def get_transform(self, split):
+            return None
+
+        def collate_fn(self, split):
+            return list
+
+    dm = LJSpeechDataModule(params, NoAdapter())
+    dm.setup("fit")
+    assert len(dm.train_set) == 5 and len(dm.val_set) == 6
+    batch = next(iter(dm.train_dataloader()))
+    assert {"id", "text", "waveform", "sample_rate"} <= set(batch[0])
+    val_lengths = [len(item["waveform"]) for b in dm.val_dataloader() for item in b]
+    assert val_lengths == sorted(val_lengths)  # evaluation batches go in length order
+
+
+def test_bucket_batches_cover_every_item_once_and_resume_exactly():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20_000, 300_000, size=103).tolist()
+    sampler = BucketBatchSampler(lengths, 8, seed=4)
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 13
+        assert sorted(i for b in batches for i in b) == list(range(103))
+    assert sampler.batches(0) != sampler.batches(1)
+    assert BucketBatchSampler(lengths, 8, seed=4).batches(1) == sampler.batches(1)
+
+    def padding(batches):  # padded samples / real samples
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches) / sum(lengths)
+
+    random_batches = [list(range(i, min(i + 8, 103))) for i in range(0, 103, 8)]
+    assert padding(sampler.batches(0)) < 1.1 < padding(random_batches)
+
+    resumed = BucketBatchSampler(lengths, 8, seed=4)
+    resumed.set_epoch(1)
+    resumed.skip_in_epoch(1, 5)
+    assert list(resumed) == sampler.batches(1)[5:]
+    assert list(resumed) == sampler.batches(1)  # the skip applies once
+
+
+def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_path):
+    from definitions.models.conformer.adapters.ljspeech.adapter import LJSpeechToConformer
+
+    utts = load_utterances(corpus, "metadata.csv", RATE, max_seconds=30)[:3]
+    base = {"vocabulary": " abcdefghijklmnopqrstuvwxyz'", "sample_rate": RATE, "n_fft": 1024, "hop_length": 256,
+            "n_mels": 80, "f_min": 0.0, "f_max": 8000.0, "feature_cache": str(tmp_path / "cache"),
+            "freq_masks": 2, "freq_mask_width": 10, "time_masks": 2, "time_mask_width": 10}
+    adapter = LJSpeechToConformer(base)
+    first = [adapter.get_transform("val")(u) for u in utts]
+    cache = next(iter(adapter._caches.values()))
+    assert (cache.misses, cache.hits) == (3, 0)
+    again = [adapter.get_transform("val")(u) for u in utts]
+    assert (cache.misses, cache.hits) == (3, 3)
+    assert all(np.array_equal(a["features"], b["features"]) for a, b in zip(first, again))
+    assert first[0]["features"].shape[1] == 80 and first[0]["text"] == first[0]["text"].lower()
+
+    other = LJSpeechToConformer({**base, "n_mels": 40})
+    assert other.get_transform("val")(utts[0])["features"].shape[1] == 40
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # one folder per feature config
+
+    augmented = adapter.get_transform("train")(utts[0])["features"]
+    assert augmented.shape == first[0]["features"].shape and (augmented == 0).any()
