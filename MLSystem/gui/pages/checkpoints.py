@@ -43,12 +43,15 @@ class CheckpointPanel:
             self.choice = ui.select({}, label="Checkpoint", on_change=self.selected).classes("w-96").mark("ckpt-choice")
             self.details = ui.column().classes("gap-0").mark("ckpt-details")
             with ui.row().classes("items-end gap-3"):
-                self.max_epochs = ui.number("Epochs to train", value=3, min=1, precision=0).classes("w-36").mark(
+                self.max_epochs = ui.number("Epochs to train", value=3, min=1, precision=0,
+                                            on_change=self.update_preview).classes("w-36").mark(
                     "ckpt-epochs")
-                self.batch_size = ui.number("Batch size", value=None, min=1, precision=0).classes("w-32").mark(
+                self.batch_size = ui.number("Batch size", value=None, min=1, precision=0,
+                                            on_change=self.update_preview).classes("w-32").mark(
                     "ckpt-batch")
-                self.light = ui.switch("Light mode").mark("ckpt-light")
-                self.limit = ui.number("Sample limit", value=256, min=1, precision=0).classes("w-32").mark(
+                self.light = ui.switch("Light mode", on_change=self.update_preview).mark("ckpt-light")
+                self.limit = ui.number("Sample limit", value=256, min=1, precision=0,
+                                       on_change=self.update_preview).classes("w-32").mark(
                     "ckpt-limit").bind_visibility_from(self.light, "value")
             self.preview = ui.column().classes("gap-0").mark("ckpt-preview")
             ui.button("Queue warm-start job", icon="replay", on_click=self.queue_job).mark("ckpt-queue")
