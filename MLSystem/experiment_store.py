@@ -154,7 +154,7 @@ def resolve_id(paths: ProjectPaths, prefix: str) -> str:
         raise UnknownExperimentError(f"experiment id {prefix!r} is ambiguous: it matches {', '.join(matches[:10])}{more}; "
                                      "give more characters")
     if not names:
-        raise UnknownExperimentError(f"experiment id {prefix!r}: no experiments yet in {root}")
+        raise UnknownExperimentError(f"experiment id {prefix!r}: no such experiment (there are none yet in {root})")
     near = [n for n in names if n[0] == prefix[0]][:5] or names[:5]
     raise UnknownExperimentError(f"experiment id {prefix!r}: no such experiment in {root} "
                                  f"({len(names)} exist, e.g. {', '.join(near)})")
