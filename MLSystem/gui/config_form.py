@@ -46,9 +46,15 @@ def split_overrides(text: str) -> list[str]:
         raise ConfigError(f"overrides: {exc}") from None
 
 
-def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool) -> Preview:
-    """Blocking: what adding these overrides would do (call in a worker thread)."""
+def explain_new(cockpit: Cockpit, args: list[str]) -> str:
+    """Blocking: which existing experiment is nearest and what differs (scans every experiment)."""
     from MLSystem.builder import ExperimentBuilder
+
+    return ExperimentBuilder(args, paths=cockpit.paths).build().explain_new()
+
+
+def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool, explain: bool = True) -> Preview:
+    """Blocking: what adding these overrides would do (call in a worker thread)."""
     from MLSystem.submit import plan
 
     try:
@@ -59,9 +65,7 @@ def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool) -> Pre
         return Preview([], "", [str(exc)])
     if len(plans) > 1 and not sweeps:
         return Preview([], "", ["sweeps are not allowed here: one job stays one job"])
-    why = ""
-    if len(plans) == 1 and plans[0].action == "new":
-        why = ExperimentBuilder(plans[0].args, paths=cockpit.paths).build().explain_new()
+    why = explain_new(cockpit, plans[0].args) if explain and len(plans) == 1 and plans[0].action == "new" else ""
     return Preview(plans, why, [])
 
 
@@ -196,9 +200,16 @@ class ConfigForm:
         except ConfigError as exc:
             preview = Preview([], "", exc.problems)
         else:
-            preview = await run.io_bound(compute_preview, self.cockpit, overrides, self.sweeps)
-        if preview is not None:  # None: the app is shutting down
-            self._show(preview)
+            # Two steps: the decision at once, then (slower with many experiments) why it is new.
+            preview = await run.io_bound(compute_preview, self.cockpit, overrides, self.sweeps, False)
+        if preview is None:  # the app is shutting down
+            return Preview([], "", ["the cockpit is shutting down"])
+        self._show(preview)
+        if len(preview.plans) == 1 and preview.plans[0].action == "new":
+            why = await run.io_bound(explain_new, self.cockpit, preview.plans[0].args)
+            if why and self.preview is preview:  # not replaced by a newer preview meanwhile
+                preview.why_new = why
+                self._show(preview)
         return preview
 
     async def _maybe_preview(self) -> None:

@@ -15,6 +15,7 @@ from MLSystem.gui.layout import action_color, frame, short_time
 from MLSystem.submit import submit
 
 PER_PAGE = 50
+LIST_LIMIT = 5000  # newest experiments first; a filter narrows it
 COLUMNS = [{"name": k, "label": label, "field": k, "align": "left"} for k, label in
            (("name", "Checkpoint"), ("experiment_id", "Experiment"), ("model", "Model"), ("dataset", "Dataset"),
             ("epoch", "Epoch"), ("size_mb", "Size (MB)"), ("created", "Created"))]
@@ -66,13 +67,14 @@ class CheckpointPanel:
             self.count.text = str(exc)
             return
         rows = await run.io_bound(self.cockpit.checkpoints.list, model=self.model.value, dataset=self.dataset.value,
-                                  experiment=exp)
+                                  experiment=exp, limit=LIST_LIMIT)
         if rows is None:
             return
         self.rows = [r.as_dict() for r in rows]
         for r in self.rows:
             r["created"] = short_time(r["created"])
-        self.count.text = f"{len(self.rows)} checkpoint{'s' if len(self.rows) != 1 else ''}"
+        self.count.text = f"{len(self.rows)} checkpoint{'s' if len(self.rows) != 1 else ''}" + (
+            " (the first ones: narrow the filter)" if len(self.rows) >= LIST_LIMIT else "")
         self.pagination.max = max(1, -(-len(self.rows) // PER_PAGE))
         self.pagination.value = 1
         self.show_page()
