@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 # The tiny test recipe: ~0.35 h of speech, a 2-block model, ~1 minute on 2 CPU cores.
 TINY = ["dataset=ljspeech", "model=conformer", "path=data/ljspeech_synth", "val_metadata=heldout_sentences.csv",
         "d_model=96", "num_layers=2", "ffn_dim=192", "num_heads=4", "batch_size=8", "lr=3e-3",
-        "warmup_steps=60", "max_epochs=12", "log_every_n_steps=5"]
+        "warmup_steps=60", "max_epochs=12", "log_every_n_steps=5"]  # see conformer/config.py
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -149,8 +150,8 @@ class LJSpeechDataModule(BaseDataModule):
         if not root.is_dir():
             raise CorpusError(f"path: corpus folder {root} does not exist "
                               "(make one: python -m definitions.datasets.ljspeech.synth --out data/ljspeech_synth)")
-        load = lambda name: load_utterances(root, name, int(p["sample_rate"]), float(p["max_seconds"]),  # noqa: E731
-                                            p["on_bad_row"])
+        load = partial(load_utterances, root, sample_rate=int(p["sample_rate"]), max_seconds=float(p["max_seconds"]),
+                       on_bad_row=p["on_bad_row"])
         utts = load(p["metadata"])
         if p["val_metadata"]:
             train, val = utts, load(p["val_metadata"])

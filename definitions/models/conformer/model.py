@@ -133,7 +133,11 @@ def write_samples(path: Path, epoch: int, step: int, samples: list[dict[str, str
     """One JSON row per epoch in ``samples.jsonl``; a re-run epoch (after a resume) replaces its row."""
     rows = []
     if path.exists():
-        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("epoch") != epoch]
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("epoch") != epoch:
+                    rows.append(line)
+            except json.JSONDecodeError:  # a line cut by a kill mid-write
+                continue
     rows.append(json.dumps({"epoch": epoch, "step": step, "samples": samples}, ensure_ascii=False))
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")

@@ -39,7 +39,10 @@ class LJSpeechToConformer(BaseAdapter):
         """``(frames, n_mels)`` log-mel of an utterance, from the cache when possible."""
         if self._featurizer is None:
             self._featurizer = LogMel(self.feature_config)
-        compute = lambda: self._featurizer(torch.from_numpy(utt.load())).numpy()  # noqa: E731
+
+        def compute() -> np.ndarray:
+            return self._featurizer(torch.from_numpy(utt.load())).numpy()
+
         cache = self._cache_for(utt.path.parent.parent)
         return cache.get_or_compute(utt.id, utt.path, compute) if cache else compute()
 
