@@ -202,3 +202,21 @@ def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_pat
 
     augmented = adapter.get_transform("train")(utts[0])["features"]
     assert augmented.shape == first[0]["features"].shape and (augmented == 0).any()
+
+
+def test_bucketed_loader_state_restores_the_rest_of_the_epoch():
+    from MLSystem.resumable import ResumableDataLoader
+
+    lengths = [((i * 37) % 50 + 1) * 1000 for i in range(40)]
+    loader = ResumableDataLoader(list(range(40)), batch_size=4, seed=9, lengths=lengths, collate_fn=list)
+    loader.batch_sampler.set_epoch(2)
+    full = list(loader)
+    loader.consumed_batches = 3  # what ExactResumeCallback records after three steps
+    state = loader.state_dict()
+    assert state == {"epoch": 2, "consumed_batches": 3}
+
+    restored = ResumableDataLoader(list(range(40)), batch_size=4, seed=9, lengths=lengths, collate_fn=list)
+    restored.load_state_dict(state)
+    restored.batch_sampler.set_epoch(2)  # Lightning sets the epoch before iterating
+    assert list(restored) == full[3:]
+    assert len(restored) == len(full) == 10
