@@ -24,7 +24,7 @@ def identity(merged: MergedConfig) -> dict[str, Any]:
     params = {
         k: merged.params[k]
         for k in merged.identity_keys
-        if not _same(merged.params[k], merged.defaults[k])
+        if not same_value(merged.params[k], merged.defaults[k])
     }
     return {**merged.selection.as_dict(), "params": params}
 
@@ -50,12 +50,15 @@ def diff_params(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             out.append(f"{key}: {a[key]!r} -> default")
         elif key not in a:
             out.append(f"{key}: default -> {b[key]!r}")
-        elif not _same(a[key], b[key]):
+        elif not same_value(a[key], b[key]):
             out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as identity values (``2`` and ``2.0`` of a float field, key order of dicts...)."""
+    if type(a) is type(b) and isinstance(a, (str, int, bool)):  # the common case, without JSON
+        return a == b
     return canonical(a) == canonical(b)
 
 
