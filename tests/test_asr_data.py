@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from definitions.datasets.ljspeech.datamodule import (CorpusError, LJSpeechDataModule, load_utterances,
-                                                      split_train_val)
+from definitions.datasets.ljspeech.datamodule import (
+    CorpusError,
+    LJSpeechDataModule,
+    load_utterances,
+    split_train_val,
+)
 from definitions.datasets.ljspeech.metadata import read_metadata
 from definitions.datasets.ljspeech.synth import HELDOUT_VOICE, TRAIN_VOICES, generate
 from MLSystem.resumable import BucketBatchSampler
@@ -181,7 +185,9 @@ def test_bucket_batches_cover_every_item_once_and_resume_exactly():
 
 
 def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_path):
-    from definitions.models.conformer.adapters.ljspeech.adapter import LJSpeechToConformer
+    from definitions.models.conformer.adapters.ljspeech.adapter import (
+        LJSpeechToConformer,
+    )
 
     utts = load_utterances(corpus, "metadata.csv", RATE, max_seconds=30)[:3]
     base = {"vocabulary": " abcdefghijklmnopqrstuvwxyz'", "sample_rate": RATE, "n_fft": 1024, "hop_length": 256,

@@ -4,14 +4,13 @@ keeps a best-CER checkpoint and sample transcripts, and transcribes audio at any
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import make_project, run_cli
+
 from MLSystem.paths import ProjectPaths
 
 pytestmark = pytest.mark.slow

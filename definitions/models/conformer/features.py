@@ -24,7 +24,7 @@ class FeatureConfig:
     f_max: float = 8000.0
 
     @classmethod
-    def from_params(cls, params: dict) -> "FeatureConfig":
+    def from_params(cls, params: dict) -> FeatureConfig:
         return cls(int(params["sample_rate"]), int(params["n_fft"]), int(params["hop_length"]),
                    int(params["n_mels"]), float(params["f_min"]), float(params["f_max"]))
 
