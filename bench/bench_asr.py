@@ -17,6 +17,8 @@ experiment, with pocketsphinx on the same audio. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import sys
@@ -165,7 +167,8 @@ def framework_loop(ctx, batches: list, warmup: int) -> float:
                              plugins=[cm.atomic_checkpoint_io()], logger=False, enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                              default_root_dir=str(exp.dir))
-        trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
+        with contextlib.redirect_stdout(io.StringIO()):  # the progress lines JobLoggingCallback prints
+            trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
     return times["end"] - times["start"]
 
 

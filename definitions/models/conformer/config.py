@@ -28,7 +28,7 @@ class ConformerConfig(ConfigBase):
     warmup_steps: int = param(400, "Linear warm-up steps before the schedule")
     grad_clip: float = param(5.0, "Gradient-norm clipping; 0 disables it")
     batch_size: int = param(8, "Utterances per batch (batches group similar durations)")
-    max_epochs: int = param(16, "Epochs to train", identity=False)
+    max_epochs: int = param(12, "Epochs to train", identity=False)
     # Read by MLSystem's checkpoint manager: also keep `best.ckpt` for this metric.
     best_metric: str = param("val_cer", "Metric whose best value is kept as best.ckpt ('' = none)", identity=False)
     best_mode: str = param("min", "Whether the best_metric is lowest or highest", identity=False,
