@@ -103,7 +103,7 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
         segment.update(ended=store.now_iso(), status=status, to_step=state.get("global_step"),
                        reached_epoch=state.get("epochs_completed"))
         store.update_metadata(exp, status=status, segments=segments, epochs_done=state.get("epochs_completed", 0),
-                              global_step=state.get("global_step", 0))
+                              global_step=state.get("global_step", 0), epoch_seconds=_mean_epoch_seconds(exp))
         log.info("finished: %s %s", status, note)
         return TrainResult(code, exp.id, decision.action, note or message, int(state.get("epochs_completed", 0)))
     finally:
@@ -176,6 +176,15 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     note = f"{exp.id} trained to epoch {state.get('epochs_completed')}/{decision.max_epochs} in {time.time() - t0:.1f}s"
     print(note, flush=True)
     return ExitCode.OK, store.COMPLETE, note
+
+
+def _mean_epoch_seconds(exp) -> float | None:
+    """Mean measured epoch duration so far (queue ETAs read it from experiment.json)."""
+    from MLSystem.metrics_reader import MetricSeries, read_rows
+
+    times = [r["epoch_time"] for r in MetricSeries.from_rows(read_rows(exp.metrics)).epochs
+             if isinstance(r.get("epoch_time"), (int, float))]
+    return round(sum(times) / len(times), 3) if times else None
 
 
 def _warm_start(ctx: ExperimentContext, model) -> None:

@@ -63,7 +63,7 @@ def make_project(root: Path, n_exp: int, n_jobs: int) -> str:
                 "identity": {"dataset": "digits", "model": model, "adapter": "digits", "params": {"seed": i}},
                 "identity_values": {"seed": i}, "parent": None, "created": f"2026-01-01T00:00:{i % 60:02d}+00:00",
                 "updated": f"2026-01-02T{i % 24:02d}:{i % 60:02d}:00+00:00", "status": "complete", "max_epochs": 2,
-                "epochs_done": 2, "segments": []}
+                "epochs_done": 2, "epoch_seconds": 1.0 + (i % 7) / 10, "segments": []}
         (d / "experiment.json").write_text(json.dumps(meta))
         (d / "state.json").write_text(json.dumps({"epochs_completed": 2, "global_step": 20, "max_epochs": 2,
                                                    "mid_epoch": False}))

@@ -53,6 +53,8 @@ def test_new_complete_extend_and_changed_lr(project):
     meta = json.loads(exp.metadata.read_text())
     assert [(s["kind"], s["from_epoch"], s["to_epoch"], s["status"]) for s in meta["segments"]] == [
         ("new", 0, 2, "complete"), ("extend", 2, 4, "complete")]
+    epoch_times = [r["epoch_time"] for r in log if r.get("kind") == "epoch"]
+    assert meta["epoch_seconds"] == pytest.approx(sum(epoch_times) / 4, abs=1e-3)  # read by queue ETAs
 
     # LR policy: the cosine schedule is rebuilt over 4 epochs and continues from step 16 of 32,
     # so the first extension steps run near half the peak lr instead of ~0.
