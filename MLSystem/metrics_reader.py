@@ -16,7 +16,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+from MLSystem.utils.tail import FileTail
 
 
 def parse_lines(data: bytes) -> list[dict[str, Any]]:
@@ -28,10 +30,13 @@ def parse_lines(data: bytes) -> list[dict[str, Any]]:
             return rows
     except (json.JSONDecodeError, UnicodeDecodeError):
         pass
+    return parse_rows(lines)
+
+
+def parse_rows(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
+    """Rows of JSON lines one by one; torn or foreign lines (not an object) are skipped."""
     rows = []
     for line in lines:
-        if not line.strip():
-            continue
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -49,35 +54,34 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         return []
 
 
+def row_kind(row: dict[str, Any]) -> str:
+    """``"event"``, ``"epoch"`` or ``"step"``."""
+    if "event" in row:
+        return "event"
+    return "epoch" if row.get("kind") == "epoch" else "step"
+
+
+def is_resume(event: dict[str, Any]) -> bool:
+    """An event row of a run that continued an existing experiment (resume / extend)."""
+    return event.get("event") != "new"
+
+
 class MetricsTail:
     """Incremental reader: each :meth:`poll` returns only rows appended since the last call.
 
-    Reads from a byte offset and keeps an incomplete last line for the next poll, so a live view
-    costs O(new bytes), not O(file). If the file shrank (a resume dropped rows past the restored
+    Built on :class:`~MLSystem.utils.tail.FileTail` (byte offsets; an incomplete last line waits
+    for its newline). If the file shrank or was replaced (a resume drops rows past the restored
     step), it starts over and :attr:`reset` is set for that poll.
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.offset = 0
+        self._tail = FileTail(Path(path))
         self.reset = False
 
     def poll(self) -> list[dict[str, Any]]:
-        self.reset = False
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return []
-        if size < self.offset:
-            self.offset, self.reset = 0, True
-        if size == self.offset:
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read(size - self.offset)
-        complete = data.rfind(b"\n") + 1
-        self.offset += complete
-        return parse_lines(data[:complete])
+        chunk = self._tail.read()
+        self.reset = chunk.reset
+        return parse_rows(chunk.lines)
 
 
 @dataclass
@@ -91,18 +95,14 @@ class MetricSeries:
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> "MetricSeries":
         out = cls()
+        lists = {"event": out.events, "epoch": out.epochs, "step": out.steps}
         for row in rows:
-            if "event" in row:
-                out.events.append(row)
-            elif row.get("kind") == "epoch":
-                out.epochs.append(row)
-            else:
-                out.steps.append(row)
+            lists[row_kind(row)].append(row)
         return out
 
     def resumes(self) -> list[dict[str, Any]]:
         """Event rows of runs that continued an existing experiment (resume / extend)."""
-        return [e for e in self.events if e.get("event") != "new"]
+        return [e for e in self.events if is_resume(e)]
 
     def epoch_metric_names(self, prefix: str = "val_") -> list[str]:
         names: dict[str, None] = {}

@@ -19,7 +19,7 @@ from MLSystem.errors import ConfigError, MLSystemError
 from MLSystem.gui import actions, validate
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES, InferenceError, check_upload
-from MLSystem.gui.tail import read_range
+from MLSystem.utils.tail import read_range
 from MLSystem.job_queue import QueueError, Status
 from MLSystem.submit import edit_overrides, plan, submit, submit_plot
 

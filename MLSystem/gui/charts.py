@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from MLSystem.gui.series import MetricSeries
+from MLSystem.gui.series import LiveSeries
 
 
 def _base(title: str, y_name: str, log_y: bool = False) -> dict[str, Any]:
@@ -20,13 +20,13 @@ def _base(title: str, y_name: str, log_y: bool = False) -> dict[str, Any]:
     }
 
 
-def _resume_marks(series: MetricSeries) -> dict[str, Any]:
+def _resume_marks(series: LiveSeries) -> dict[str, Any]:
     marks = [{"xAxis": e["step"], "label": {"formatter": f"{e['event']} @ epoch {e.get('epoch', '?')}"}}
              for e in series.resumes]
     return {"symbol": "none", "lineStyle": {"type": "dashed", "color": "#e67e22"}, "data": marks}
 
 
-def loss_options(series: MetricSeries) -> dict[str, Any]:
+def loss_options(series: LiveSeries) -> dict[str, Any]:
     opts = _base("Loss", "loss")
     opts["series"].append({"name": "train loss", "type": "line", "showSymbol": False, "data": series.loss.data(),
                            "markLine": _resume_marks(series)})
@@ -36,14 +36,14 @@ def loss_options(series: MetricSeries) -> dict[str, Any]:
     return opts
 
 
-def lr_options(series: MetricSeries) -> dict[str, Any]:
+def lr_options(series: LiveSeries) -> dict[str, Any]:
     opts = _base("Learning rate", "lr")
     opts["series"].append({"name": "lr", "type": "line", "showSymbol": False, "data": series.lr.data(),
                            "markLine": _resume_marks(series)})
     return opts
 
 
-def epoch_metric_options(series: MetricSeries) -> dict[str, Any]:
+def epoch_metric_options(series: LiveSeries) -> dict[str, Any]:
     """Every validation metric per epoch (one line each)."""
     opts = _base("Validation metrics", "value")
     opts["xAxis"] = {"type": "value", "name": "epoch", "nameLocation": "middle", "nameGap": 25, "minInterval": 1}

@@ -14,7 +14,7 @@ from typing import Any
 
 from MLSystem.checkpoint_manager import CheckpointInfo, list_checkpoints
 from MLSystem.experiment_store import ExperimentSummary, list_experiments
-from MLSystem.gui.series import MetricSeries, SeriesFollower, best_metrics
+from MLSystem.gui.series import LiveSeries, SeriesFollower, best_metrics
 from MLSystem.paths import ProjectPaths
 
 SORT_KEYS = ("updated", "created", "id", "dataset", "model", "adapter", "status", "epochs")
@@ -93,7 +93,7 @@ class ExperimentIndex:
     def best_text(self, experiment_id: str) -> str:
         return " · ".join(f"{k} {v:.4g}" for k, v in sorted(self.best(experiment_id).items()))
 
-    def series(self, experiment_id: str) -> MetricSeries:
+    def series(self, experiment_id: str) -> LiveSeries:
         follower = SeriesFollower(self.paths.experiment(experiment_id).metrics)
         follower.poll()
         return follower.series

@@ -14,7 +14,7 @@ from typing import Any
 from MLSystem.experiment_store import read_metadata
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.series import SeriesFollower
-from MLSystem.gui.tail import FileTail
+from MLSystem.utils.tail import FileTail
 from MLSystem.job_queue import Job, Kind, Status
 from MLSystem.utils.atomic import read_json
 

@@ -1,18 +1,18 @@
-"""Metric series of one experiment from ``metrics.jsonl`` rows, downsampled on the server.
+"""Live metric series for charts: followed from ``metrics.jsonl`` by byte offset and kept
+bounded on the server (row kinds and parsing come from :mod:`MLSystem.metrics_reader`).
 
-Rows (see ``MLSystem.callbacks``): step rows ``{step, epoch, loss, lr}``, epoch rows
-``{kind: "epoch", step, epoch, val_*...}`` and event rows ``{event: new|resume|extend, step,
-epoch, max_epochs}`` that mark where each training run started.
+Unlike the whole-file reads of plots, a live chart must never grow with the run's length, so
+series are decimated as they stream in.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from MLSystem.gui.tail import FileTail
+from MLSystem.metrics_reader import is_resume, parse_rows, row_kind
+from MLSystem.utils.tail import FileTail
 
 MAX_POINTS = 1000  # per series sent to a browser (2x this before decimating again)
 
@@ -44,7 +44,7 @@ class Decimated:
 
 
 @dataclass
-class MetricSeries:
+class LiveSeries:
     """Loss and learning rate by step, validation metrics by epoch, run starts (resume markers)."""
 
     limit: int = MAX_POINTS
@@ -63,18 +63,14 @@ class MetricSeries:
     def add_lines(self, lines: Iterable[str]) -> int:
         """Parse JSONL lines; returns how many rows were used (cut or foreign lines are skipped)."""
         used = 0
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("step"), (int, float)):
+        for row in parse_rows(lines):
+            if not isinstance(row.get("step"), (int, float)):
                 continue
             used += 1
-            step = row["step"]
-            if "event" in row:
+            step, kind = row["step"], row_kind(row)
+            if kind == "event":
                 self.events.append(row)
-            elif row.get("kind") == "epoch":
+            elif kind == "epoch":
                 self.epochs.append(row)
             else:
                 if isinstance(row.get("loss"), (int, float)):
@@ -86,7 +82,7 @@ class MetricSeries:
     @property
     def resumes(self) -> list[dict[str, Any]]:
         """Runs after the first: where training resumed or was extended."""
-        return [e for e in self.events if e.get("event") != "new"]
+        return [e for e in self.events if is_resume(e)]
 
     def val_points(self, key: str) -> list[list[float]]:
         return [[r["step"], r[key]] for r in self.epochs if isinstance(r.get(key), (int, float))]
@@ -99,11 +95,11 @@ class MetricSeries:
 
 
 class SeriesFollower:
-    """A :class:`MetricSeries` kept current from its file by byte offset."""
+    """A :class:`LiveSeries` kept current from its file by byte offset."""
 
     def __init__(self, path: Path, limit: int = MAX_POINTS):
         self.tail = FileTail(path)
-        self.series = MetricSeries(limit)
+        self.series = LiveSeries(limit)
 
     def poll(self) -> bool:
         """Read what was appended; True if the series changed."""

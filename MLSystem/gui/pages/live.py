@@ -61,9 +61,9 @@ class LivePanel:
 
     @staticmethod
     def _empty():
-        from MLSystem.gui.series import MetricSeries
+        from MLSystem.gui.series import LiveSeries
 
-        return MetricSeries()
+        return LiveSeries()
 
     async def tick(self) -> None:
         if self._busy:  # a slow disk: never stack reads
