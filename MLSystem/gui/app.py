@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from nicegui import app
@@ -26,6 +27,8 @@ def build(paths: ProjectPaths, token: str | None = None) -> Cockpit:
     for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference):
         page.register(cockpit)
     api.register(app, cockpit)
+    # In a worker thread: the server answers at once while the listings fill.
+    app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     if token:
         app.add_middleware(TokenMiddleware, token=token)
     return cockpit
