@@ -109,6 +109,7 @@ def test_inference_at_other_sample_rates_empty_and_silent(trained, model):
     assert model.inference(np.zeros(0, dtype=np.float32), 16000) == ""
     assert model.inference(np.zeros(22050, dtype=np.float32), 22050) == ""
     assert model.inference(torch.zeros(44100), 44100) == ""
+    assert isinstance(model.inference(audio[2000:2100], 16000), str)  # shorter than one FFT window
 
 
 def test_transcribe_cli_prints_text_and_rtf_and_rejects_corrupt_files(trained, tmp_path):
@@ -136,3 +137,8 @@ def test_transcribe_cli_prints_text_and_rtf_and_rejects_corrupt_files(trained, t
     assert "Traceback" not in bad.stderr
     missing = run_cli(root, "definitions.models.conformer.transcribe", "ffffffff", str(wav16))
     assert missing.returncode == 2 and "error:" in missing.stderr
+
+    # A checkpoint file on its own (e.g. copied to another machine) is enough.
+    ckpt = ProjectPaths(root).experiment(eid).checkpoints / "best.ckpt"
+    alone = run_cli(root, "definitions.models.conformer.transcribe", str(ckpt), str(wav16), check=True)
+    assert alone.stdout.splitlines()[0] == lines[0]

@@ -51,7 +51,10 @@ class LogMel(nn.Module):
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = self.mel(waveform.float()).clamp_min(1e-10).log().transpose(-1, -2)  # (frames, n_mels)
+        waveform = waveform.float()
+        if waveform.shape[-1] < self.cfg.n_fft:  # the centered STFT's reflect padding needs n_fft/2 samples
+            waveform = torch.nn.functional.pad(waveform, (0, self.cfg.n_fft - waveform.shape[-1]))
+        spec = self.mel(waveform).clamp_min(1e-10).log().transpose(-1, -2)  # (frames, n_mels)
         mean = spec.mean(dim=-2, keepdim=True)
         std = spec.std(dim=-2, keepdim=True) if spec.shape[-2] > 1 else torch.ones_like(mean)
         return (spec - mean) / (std + 1e-5)

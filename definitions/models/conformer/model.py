@@ -109,12 +109,14 @@ class ConformerCTC(BaseModel):
     @torch.no_grad()
     def inference(self, waveform: np.ndarray | torch.Tensor, sample_rate: int = 22050) -> str:
         """Transcribe one recording (mono or channels-first/last, any sample rate); silence -> ""."""
-        x = torch.as_tensor(np.asarray(waveform, dtype=np.float32) if not torch.is_tensor(waveform) else waveform)
-        x = x.float()
+        x = waveform.float() if torch.is_tensor(waveform) else torch.from_numpy(np.asarray(waveform, dtype=np.float32))
         if x.ndim == 2:  # average the channel axis (the shorter one)
             x = x.mean(dim=0 if x.shape[0] <= x.shape[1] else 1)
         if x.ndim != 1:
             raise ValueError(f"waveform: expected 1-D (or 2-D multichannel) audio, got shape {tuple(x.shape)}")
+        if int(sample_rate) <= 0:
+            raise ValueError(f"sample_rate: must be > 0, got {sample_rate}")
+        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
         if x.numel() == 0 or float(x.abs().max()) < SILENCE_PEAK:
             return ""
         if int(sample_rate) != self.feature_config.sample_rate:

@@ -1,6 +1,7 @@
 """Transcribe audio files with a trained experiment and print the real-time factor.
 
     python -m definitions.models.conformer.transcribe 3f9c1a some.wav other.flac [--checkpoint best]
+    python -m definitions.models.conformer.transcribe path/to/best.ckpt some.wav   # a checkpoint file alone
 
 RTF = processing seconds / audio seconds, measured from reading the file to the decoded text
 (model loading excluded). Runs on the CPU, whatever device trained the model.
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 
-class AudioFileError(ValueError):
-    """A file that is not readable audio."""
+class InputFileError(ValueError):
+    """A missing or unreadable input file (audio or checkpoint)."""
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -25,11 +26,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     if not path.is_file():
-        raise AudioFileError(f"{path}: no such file")
+        raise InputFileError(f"{path}: no such file")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from None
+        raise InputFileError(f"{path}: not a readable audio file ({exc})") from None
     return audio.mean(axis=1), int(rate)
 
 
@@ -41,9 +42,24 @@ def transcribe_file(model, path: Path) -> tuple[str, float, float]:
     return text, len(audio) / rate, time.perf_counter() - t0
 
 
+def load_model(ref: str, checkpoint: str | None):
+    """The model of an experiment (ID or prefix) and checkpoint name, or of a ``.ckpt`` file (CPU, eval)."""
+    path = Path(ref)
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise InputFileError(f"{path}: no such checkpoint file")
+        from definitions.models.conformer.model import ConformerCTC
+
+        # The checkpoint carries the params and build args (vocabulary, feature settings).
+        return ConformerCTC.load_from_checkpoint(path, map_location="cpu").eval()
+    from MLSystem.loader import load_experiment
+
+    return load_experiment(ref, checkpoint=checkpoint).model
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("experiment", help="experiment ID or unique prefix")
+    ap.add_argument("experiment", help="experiment ID or unique prefix, or a .ckpt file")
     ap.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg; any sample rate)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint name (default: last; e.g. best, epoch-0010)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
@@ -52,13 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from MLSystem.errors import MLSystemError
-    from MLSystem.loader import load_experiment
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model = load_experiment(args.experiment, checkpoint=args.checkpoint).model
-    except MLSystemError as exc:
+        model = load_model(args.experiment, args.checkpoint)
+    except (MLSystemError, InputFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not hasattr(model, "inference"):
@@ -68,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.files:
         try:
             text, audio_s, proc_s = transcribe_file(model, path)
-        except AudioFileError as exc:
+        except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
