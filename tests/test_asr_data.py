@@ -226,3 +226,18 @@ def test_bucketed_loader_state_restores_the_rest_of_the_epoch():
     restored.batch_sampler.set_epoch(2)  # Lightning sets the epoch before iterating
     assert list(restored) == full[3:]
     assert len(restored) == len(full) == 10
+
+
+def test_samples_log_appends_and_a_resumed_epoch_replaces_its_row(tmp_path):
+    import json
+
+    from definitions.models.conformer.model import write_samples
+
+    path = tmp_path / "samples.jsonl"
+    write_samples(path, 0, 10, [{"id": "a", "ref": "x y", "hyp": "x"}])
+    write_samples(path, 1, 20, [{"id": "a", "ref": "x y", "hyp": "x z"}])
+    with open(path, "a") as fh:
+        fh.write('{"epoch": 2, "st')  # killed mid-write
+    write_samples(path, 1, 20, [{"id": "a", "ref": "x y", "hyp": "x y"}])  # epoch 1 again after a resume
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["epoch"], r["samples"][0]["hyp"]) for r in rows] == [(0, "x"), (1, "x y")]

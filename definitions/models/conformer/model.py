@@ -22,6 +22,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from definitions.models.conformer.features import FeatureConfig, LogMel
 from definitions.models.conformer.vocab import CharVocab
 from MLSystem.base.model import BaseModel
+from MLSystem.utils.atomic import atomic_write_text
 
 SILENCE_PEAK = 1e-3  # below -60 dBFS an input is treated as silence
 STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}
@@ -132,14 +133,21 @@ class ConformerCTC(BaseModel):
 
 
 def write_samples(path: Path, epoch: int, step: int, samples: list[dict[str, str]]) -> None:
-    """One JSON row per epoch in ``samples.jsonl``; a re-run epoch (after a resume) replaces its row."""
-    rows = []
+    """One JSON row per epoch in ``samples.jsonl``, appended (live views tail the file); an epoch
+    trained again after a resume replaces its earlier row."""
+    row = json.dumps({"epoch": epoch, "step": step, "samples": samples}, ensure_ascii=False)
+    kept, replaced = [], False
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line).get("epoch") != epoch:
-                    rows.append(line)
+                same = json.loads(line).get("epoch") == epoch
             except json.JSONDecodeError:  # a line cut by a kill mid-write
-                continue
-    rows.append(json.dumps({"epoch": epoch, "step": step, "samples": samples}, ensure_ascii=False))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+                same = True
+            replaced |= same
+            if not same:
+                kept.append(line)
+    if replaced:
+        atomic_write_text(path, "".join(f"{line}\n" for line in [*kept, row]))
+    else:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(row + "\n")
