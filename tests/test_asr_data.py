@@ -191,8 +191,7 @@ def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_pat
 
     utts = load_utterances(corpus, "metadata.csv", RATE, max_seconds=30)[:3]
     base = {"vocabulary": " abcdefghijklmnopqrstuvwxyz'", "sample_rate": RATE, "n_fft": 1024, "hop_length": 256,
-            "n_mels": 80, "f_min": 0.0, "f_max": 8000.0, "feature_cache": str(tmp_path / "cache"),
-            "freq_masks": 2, "freq_mask_width": 10, "time_masks": 2, "time_mask_width": 10}
+            "n_mels": 80, "f_min": 0.0, "f_max": 8000.0, "feature_cache": str(tmp_path / "cache")}
     adapter = LJSpeechToConformer(base)
     first = [adapter.get_transform("val")(u) for u in utts]
     cache = next(iter(adapter._caches.values()))
@@ -206,8 +205,23 @@ def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_pat
     assert other.get_transform("val")(utts[0])["features"].shape[1] == 40
     assert len(list((tmp_path / "cache").iterdir())) == 2  # one folder per feature config
 
-    augmented = adapter.get_transform("train")(utts[0])["features"]
-    assert augmented.shape == first[0]["features"].shape and (augmented == 0).any()
+
+def test_spec_augment_masks_inside_each_utterance_only():
+    import torch
+
+    from definitions.models.conformer.spec_augment import spec_augment
+
+    feats = torch.randn(3, 200, 40) + 5.0  # no zeros before masking
+    lengths = torch.tensor([200, 120, 30])
+    torch.manual_seed(0)
+    out = spec_augment(feats, lengths, freq_masks=2, freq_width=8, time_masks=2, time_width=40)
+    assert out.shape == feats.shape and not torch.equal(out, feats)
+    for b, n in enumerate(lengths.tolist()):
+        masked_frames = (out[b] == 0).all(dim=1).nonzero().flatten()
+        assert masked_frames.numel() <= 2 * min(40, n // 5) and (masked_frames < n).all()
+    assert (out[2, 30:] == feats[2, 30:]).all()  # padding is left alone
+    torch.manual_seed(0)
+    assert torch.equal(spec_augment(feats, lengths, 2, 8, 2, 40), out)  # drawn from the (resumable) global RNG
 
 
 def test_bucketed_loader_state_restores_the_rest_of_the_epoch():

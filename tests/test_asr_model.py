@@ -142,3 +142,41 @@ def test_transcribe_cli_prints_text_and_rtf_and_rejects_corrupt_files(trained, t
     ckpt = ProjectPaths(root).experiment(eid).checkpoints / "best.ckpt"
     alone = run_cli(root, "definitions.models.conformer.transcribe", str(ckpt), str(wav16), check=True)
     assert alone.stdout.splitlines()[0] == lines[0]
+
+
+def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    """Duration buckets, SpecAugment, dropout and the feature cache all survive mid-epoch stops."""
+    import torch
+    from conftest import cli_env
+
+    from definitions.datasets.ljspeech.synth import generate
+
+    corpus = tmp_path / "corpus"
+    generate(corpus, hours=0.02, seed=1, heldout=2, workers=2)
+    args = ["dataset=ljspeech", "model=conformer", f"path={corpus}", "d_model=32", "num_layers=1", "ffn_dim=64",
+            "batch_size=4", "limit_samples=12", "max_epochs=2", "warmup_steps=2"]  # 3 steps per epoch
+
+    def last_weights(root: Path, stdout: str) -> dict[str, torch.Tensor]:
+        eid = stdout.split()[2] if stdout.startswith("new") else stdout.split()[1]
+        ckpt = ProjectPaths(root).experiment(eid).last_ckpt
+        return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+    ref_root = make_project(tmp_path / "ref")
+    ref = run_cli(ref_root, "MLSystem.execute_train", *args, env=cli_env(ref_root, OMP_NUM_THREADS="1"), check=True)
+
+    root = make_project(tmp_path / "interrupted")
+    stop_file = tmp_path / "STOP"
+    stop_file.touch()  # the runner's per-job stop flag: every run stops after its first step
+    stopped_env = cli_env(root, OMP_NUM_THREADS="1", MLSYSTEM_STOP_FILE=str(stop_file))
+    first = run_cli(root, "MLSystem.execute_train", *args, env=stopped_env)
+    assert first.returncode == 3, first.stderr
+    for expected in ("mid-epoch 1, step 1", "mid-epoch 1, step 2", "epoch 1 of 2", "mid-epoch 2, step 4"):
+        again = run_cli(root, "MLSystem.execute_train", *args, env=stopped_env)
+        assert again.returncode == 3 and expected in again.stdout, (expected, again.stdout, again.stderr)
+    stop_file.unlink()
+    done = run_cli(root, "MLSystem.execute_train", *args, env=cli_env(root, OMP_NUM_THREADS="1"), check=True)
+    assert "resuming" in done.stdout and "trained to epoch 2/2" in done.stdout
+
+    expected, got = last_weights(ref_root, ref.stdout), last_weights(root, first.stdout)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ"

@@ -22,6 +22,10 @@ class ConformerConfig(ConfigBase):
     conv_kernel: int = param(15, "Depthwise convolution kernel of each block (odd)")
     subsampling: int = param(3, "Time reduction of the convolutional front end", choices=(2, 3, 4, 6))
     dropout: float = param(0.1, "Dropout inside the encoder")
+    freq_masks: int = param(2, "SpecAugment: frequency masks per training utterance")
+    freq_mask_width: int = param(12, "SpecAugment: widest frequency mask (mel bands)")
+    time_masks: int = param(2, "SpecAugment: time masks per training utterance")
+    time_mask_width: int = param(20, "SpecAugment: widest time mask (frames)")
     # Common fields redeclared: this model's recipe.
     lr: float = param(2e-3, "Peak learning rate")
     weight_decay: float = param(1e-3, "Weight decay")
@@ -41,6 +45,8 @@ class ConformerConfig(ConfigBase):
             problems.append(f"num_heads: must divide d_model={self.d_model}, got {self.num_heads}")
         if self.conv_kernel % 2 == 0:
             problems.append(f"conv_kernel: must be odd, got {self.conv_kernel}")
+        if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0:
+            problems.append("freq_masks/freq_mask_width/time_masks/time_mask_width: must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
         if problems:

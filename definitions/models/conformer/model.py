@@ -1,5 +1,6 @@
-"""Conformer-CTC speech recognizer: log-mel frames -> convolutional subsampling ->
-``torchaudio.models.Conformer`` -> per-frame character log-probabilities (CTC, greedy decoding).
+"""Conformer-CTC speech recognizer: log-mel frames (SpecAugment in training) -> convolutional
+subsampling -> ``torchaudio.models.Conformer`` -> per-frame character log-probabilities (CTC,
+greedy decoding).
 
 The model knows nothing about datasets: its adapter gives it the vocabulary and the feature
 settings, which it keeps (checkpoint hyperparameters) so :meth:`ConformerCTC.inference` can
@@ -20,6 +21,7 @@ from torch.nn import functional as F
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from definitions.models.conformer.features import FeatureConfig, LogMel
+from definitions.models.conformer.spec_augment import spec_augment
 from definitions.models.conformer.vocab import CharVocab
 from MLSystem.base.model import BaseModel
 from MLSystem.utils.atomic import atomic_write_text
@@ -82,6 +84,10 @@ class ConformerCTC(BaseModel):
 
     # -- training ------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
+        p = self.params
+        batch = {**batch, "features": spec_augment(batch["features"], batch["feature_lengths"], int(p["freq_masks"]),
+                                                   int(p["freq_mask_width"]), int(p["time_masks"]),
+                                                   int(p["time_mask_width"]))}
         loss, _, _ = self.ctc_loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["texts"]))
         return loss

@@ -1,5 +1,5 @@
-"""ljspeech -> conformer: utterances become normalized log-mel frames (cached on disk, with
-SpecAugment when training) and character ids; batches are padded dicts.
+"""ljspeech -> conformer: utterances become normalized log-mel frames (cached on disk) and
+character ids; batches are padded dicts.
 
 The data module hands over :class:`~definitions.datasets.ljspeech.datamodule.Utterance`
 records; the audio is only read when its features are not cached yet.
@@ -55,29 +55,11 @@ class LJSpeechToConformer(BaseAdapter):
             self._caches[corpus] = FeatureCache(root, self.feature_config.key(), corpus)
         return self._caches[corpus]
 
-    def spec_augment(self, feats: torch.Tensor) -> torch.Tensor:
-        """Zero (= the utterance mean) random frequency bands and time spans."""
-        p = self.params
-        feats = feats.clone()
-        frames, bands = feats.shape
-        for _ in range(int(p["freq_masks"])):
-            width = int(torch.randint(0, int(p["freq_mask_width"]) + 1, ()))
-            start = int(torch.randint(0, max(1, bands - width + 1), ()))
-            feats[:, start:start + width] = 0.0
-        for _ in range(int(p["time_masks"])):
-            # At most a fifth of the utterance per mask, so short ones keep their words.
-            width = int(torch.randint(0, min(int(p["time_mask_width"]), frames // 5) + 1, ()))
-            start = int(torch.randint(0, max(1, frames - width + 1), ()))
-            feats[start:start + width] = 0.0
-        return feats
-
     def get_transform(self, split: str) -> Callable[[Any], dict[str, Any]]:
-        augment = split == "train"
-
+        # The same for every split: SpecAugment is applied by the model's training_step.
         def transform(utt) -> dict[str, Any]:
-            feats = torch.from_numpy(self.features(utt)).float()
             text = self.vocab.normalize(utt.normalized_text)
-            return {"id": utt.id, "text": text, "features": self.spec_augment(feats) if augment else feats,
+            return {"id": utt.id, "text": text, "features": torch.from_numpy(self.features(utt)).float(),
                     "targets": torch.tensor(self.vocab.encode(text), dtype=torch.long)}
 
         return transform
