@@ -148,7 +148,7 @@ def main() -> None:
         rows = []
         try:
             pages = [("/experiments", f"{args.experiments} experiments", "experiments table (first page of 50)"),
-                     ("/queue", f"Pending ({args.jobs})", "queue (pending jobs with ETAs, 50 shown)"),
+                     ("/queue", f"Pending ({args.jobs})", "queue (pending jobs with ETAs, 25 per page)"),
                      ("/checkpoints", "checkpoints", "checkpoints (first 5,000 listed, 50 shown)"),
                      ("/", "new experiment", "add job: form + preview"),
                      ("/live", f"experiment {live}", "live training view"),

@@ -18,7 +18,7 @@ from MLSystem.gui.layout import action_color, frame, short_time
 from MLSystem.job_queue import Job, Status, format_seconds
 from MLSystem.submit import edit_overrides
 
-PER_PAGE = 50
+PER_PAGE = 25  # each row carries ~12 controls: a longer page costs the browser more than paging does
 DONE = (Status.FAILED.value, Status.STOPPED.value, Status.FINISHED.value)
 LOG_VIEW_BYTES = 1 << 20
 
