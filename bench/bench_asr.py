@@ -125,7 +125,7 @@ def plain_loop(ctx, batches: list, warmup: int) -> float:
     for i, batch in enumerate(batches):
         if i == warmup:
             t0 = time.perf_counter()
-        loss, _, _ = model.ctc_loss(batch)
+        loss = model.training_loss(batch)  # what training_step computes, without Lightning
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(p["grad_clip"]))
@@ -199,6 +199,40 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
 
 
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+Row = tuple[str, str, str, str, "bool | None"]  # measurement, conformer, baseline, target, met
+
+
+def quality_rows(model, corpus: Path, args: argparse.Namespace) -> list[Row]:
+    """CER / WER on both held-out files and the RTF, with pocketsphinx beside them."""
+    sets = {"held-out sentences": heldout(corpus, "heldout_sentences.csv", args.limit),
+            "held-out voice": heldout(corpus, "heldout_voice.csv", args.limit)}
+    ours = {k: score(conformer_transcriber(model), v, args.repeats) for k, v in sets.items()}
+    theirs, ours_same = {}, {}
+    if not args.no_pocketsphinx:
+        subsets = {k: v[:args.baseline_limit or None] for k, v in sets.items()}
+        sphinx = pocketsphinx_transcriber()
+        theirs = {k: score(sphinx, v) for k, v in subsets.items()}
+        ours_same = {k: score(conformer_transcriber(model), v) for k, v in subsets.items()}
+    rows: list[Row] = []
+    for name, target in (("held-out sentences", 0.05), ("held-out voice", 0.15)):
+        o, t = ours[name], theirs.get(name)
+        baseline = f"{pct(t.cer)} (conformer {pct(ours_same[name].cer)} on the same {t.utterances})" if t else "-"
+        rows.append((f"CER, {name} ({o.utterances} utt, {o.audio_s / 60:.1f} min)", pct(o.cer), baseline,
+                     f"<= {pct(target)}", o.cer <= target and (not t or ours_same[name].cer < t.cer)))
+        rows.append((f"WER, {name}", pct(o.wer),
+                     f"{pct(t.wer)} (conformer {pct(ours_same[name].wer)})" if t else "-", "-", None))
+    rtf = sum(s.rtf * s.audio_s for s in ours.values()) / sum(s.audio_s for s in ours.values())
+    rtf_ps = (sum(s.rtf * s.audio_s for s in theirs.values()) / sum(s.audio_s for s in theirs.values())
+              if theirs else None)
+    rows.append((f"RTF, batch 1, {args.threads} threads, end to end", f"{rtf:.4f}",
+                 f"{rtf_ps:.4f}" if rtf_ps else "-", "<= 0.05", rtf <= 0.05 and (not rtf_ps or rtf < rtf_ps)))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("experiment")
@@ -212,6 +246,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per file for the RTF (fastest counts)")
     ap.add_argument("--batches", type=int, default=30, help="training batches for the throughput ratio")
     ap.add_argument("--rounds", type=int, default=3, help="alternating plain/framework rounds (best of each)")
+    ap.add_argument("--throughput-only", action="store_true", help="skip the quality / RTF / baseline part")
     args = ap.parse_args()
 
     from definitions.datasets.ljspeech.datamodule import corpus_root
@@ -220,38 +255,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; torch threads {args.threads}")
     loaded = load_experiment(args.experiment, checkpoint=args.checkpoint)
-    model = loaded.model
     corpus = args.corpus or corpus_root(loaded.params["path"])
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in loaded.model.parameters())
     print(f"experiment {loaded.experiment_id} ({args.checkpoint}), {params / 1e6:.2f} M parameters, corpus {corpus}")
 
-    sets = {"held-out sentences": heldout(corpus, "heldout_sentences.csv", args.limit),
-            "held-out voice": heldout(corpus, "heldout_voice.csv", args.limit)}
-    ours = {k: score(conformer_transcriber(model), v, args.repeats) for k, v in sets.items()}
-    theirs, ours_same = {}, {}
-    if not args.no_pocketsphinx:
-        subsets = {k: v[:args.baseline_limit or None] for k, v in sets.items()}
-        sphinx = pocketsphinx_transcriber()
-        theirs = {k: score(sphinx, v) for k, v in subsets.items()}
-        ours_same = {k: score(conformer_transcriber(model), v) for k, v in subsets.items()}
+    rows = [] if args.throughput_only else quality_rows(loaded.model, corpus, args)
     plain_ups, framework_ups, utts = throughput(loaded.context, args.batches, warmup=5, rounds=args.rounds)
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f} %"
-
-    rows = []
-    for name, target in (("held-out sentences", 0.05), ("held-out voice", 0.15)):
-        o, t = ours[name], theirs.get(name)
-        baseline = f"{pct(t.cer)} (conformer {pct(ours_same[name].cer)} on the same {t.utterances})" if t else "-"
-        rows.append((f"CER, {name} ({o.utterances} utt, {o.audio_s / 60:.1f} min)", pct(o.cer), baseline,
-                     f"<= {pct(target)}", o.cer <= target and (not t or ours_same[name].cer < t.cer)))
-        rows.append((f"WER, {name}", pct(o.wer),
-                     f"{pct(t.wer)} (conformer {pct(ours_same[name].wer)})" if t else "-", "-", None))
-    rtf = sum(s.rtf * s.audio_s for s in ours.values()) / sum(s.audio_s for s in ours.values())
-    rtf_ps = (sum(s.rtf * s.audio_s for s in theirs.values()) / sum(s.audio_s for s in theirs.values())
-              if theirs else None)
-    rows.append((f"RTF, batch 1, {args.threads} threads, end to end", f"{rtf:.4f}",
-                 f"{rtf_ps:.4f}" if rtf_ps else "-", "<= 0.05", rtf <= 0.05 and (not rtf_ps or rtf < rtf_ps)))
     ratio = plain_ups / framework_ups
     rows.append((f"training: framework / plain loop time ({utts} utt)", f"{framework_ups:.1f} utt/s",
                  f"plain {plain_ups:.1f} utt/s", "<= 1.05x", ratio <= 1.05))

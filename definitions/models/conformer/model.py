@@ -83,12 +83,15 @@ class ConformerCTC(BaseModel):
         return [self.vocab.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(lengths.cpu())]
 
     # -- training ------------------------------------------------------------------------------
-    def training_step(self, batch, batch_idx):
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """CTC loss of a batch after SpecAugment (the whole training computation)."""
         p = self.params
-        batch = {**batch, "features": spec_augment(batch["features"], batch["feature_lengths"], int(p["freq_masks"]),
-                                                   int(p["freq_mask_width"]), int(p["time_masks"]),
-                                                   int(p["time_mask_width"]))}
-        loss, _, _ = self.ctc_loss(batch)
+        features = spec_augment(batch["features"], batch["feature_lengths"], int(p["freq_masks"]),
+                                int(p["freq_mask_width"]), int(p["time_masks"]), int(p["time_mask_width"]))
+        return self.ctc_loss({**batch, "features": features})[0]
+
+    def training_step(self, batch, batch_idx):
+        loss = self.training_loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["texts"]))
         return loss
 
