@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from MLSystem.checkpoint_manager import Decision, decide
 from MLSystem.config_merge import MergedConfig, Selection, merge_config
-from MLSystem.experiment_store import nearest_experiment
+from MLSystem.experiment_store import nearest_experiment, read_metadata
 from MLSystem.hashing import experiment_id, identity
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.registry import Entry, Registry
@@ -93,7 +93,14 @@ class ExperimentContext:
         if not near:
             return ""
         other, diff = near
-        return f"nearest existing {other} differs in " + ", ".join(diff)
+        if diff:
+            return f"nearest existing {other} differs in " + ", ".join(diff)
+        # Same values, other ID: the identity leaves out values equal to their default, so a
+        # changed default separates a value set explicitly then from the same value now.
+        theirs = ((read_metadata(self.paths.experiment(other)) or {}).get("identity") or {}).get("params", {})
+        explicit = sorted(set(theirs) - set(self.identity["params"]))
+        why = f"{', '.join(explicit)} had another default when it was created" if explicit else "its definitions changed"
+        return f"nearest existing {other} has the same values, but {why} (IDs leave out default values)"
 
     # -- heavy parts, built on first use ---------------------------------------------------------
     @cached_property

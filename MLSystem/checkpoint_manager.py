@@ -103,7 +103,8 @@ def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
         st = p.stat()
         when = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
         out.append(CheckpointInfo(p.stem, p, epochs, st.st_size, when))
-    out.sort(key=lambda c: (c.name == "last", c.epochs_done or 0, c.name))
+    # epoch files in order, then best (its epoch is only inside the file), then last
+    out.sort(key=lambda c: (c.name == "last", c.name == "best", c.epochs_done or 0, c.name))
     return out
 
 

@@ -207,3 +207,18 @@ def test_expand_sweeps_is_a_cross_product():
     assert len(jobs) == 6
     assert ["model=mlp", "lr=0.1", "seed=1"] in jobs and ["model=mlp", "lr=0.01", "seed=3"] in jobs
     merge_config(jobs[0])  # every expanded job is a valid plain override list
+
+
+def test_new_experiment_explains_a_changed_default(project):
+    """A value set explicitly when it was not the default yet is part of that experiment's ID."""
+    from MLSystem.paths import ProjectPaths
+    from MLSystem.utils.atomic import atomic_write_json
+
+    ctx = build("model=cnn")
+    old = ProjectPaths.discover().experiment("a" * 12)
+    old.dir.mkdir(parents=True)
+    atomic_write_json(old.metadata, {"id": old.id, "updated": "2026-01-01", "identity_values": ctx.identity_values,
+                                     "identity": {**ctx.identity, "params": {"lr": ctx.all_params["lr"]}}})
+    assert ctx.explain_new() == (f"nearest existing {old.id} has the same values, but lr had another default when "
+                                 "it was created (IDs leave out default values)")
+    assert build("model=cnn", "lr=0.01").explain_new() == f"nearest existing {old.id} differs in lr: 0.003 -> 0.01"
