@@ -27,40 +27,32 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def add_probe_model(root: Path) -> None:
-    """Register the test-only `probe` model (records every training sample) in a project."""
+def add_test_model(root: Path, name: str, config: str, cls: str) -> None:
+    """Register the test-only model ``tests/fixtures/{name}`` in a project, with the CNN's digits adapter."""
     import json
 
-    target = root / "definitions" / "models" / "probe"
-    shutil.copytree(REPO / "tests" / "fixtures" / "probe", target)
+    target = root / "definitions" / "models" / name
+    shutil.copytree(REPO / "tests" / "fixtures" / name, target)
     shutil.copytree(REPO / "definitions" / "models" / "cnn" / "adapters", target / "adapters",
                     ignore=shutil.ignore_patterns("__pycache__"))
     reg_file = root / "configs" / "registry.json"
     reg = json.loads(reg_file.read_text())
-    reg["models"]["probe"] = {
-        "path": "definitions/models/probe", "config": "ProbeConfig", "class": "Probe",
-        "adapters": {"digits": {"path": "definitions/models/probe/adapters/digits",
+    reg["models"][name] = {
+        "path": f"definitions/models/{name}", "config": config, "class": cls,
+        "adapters": {"digits": {"path": f"definitions/models/{name}/adapters/digits",
                                 "config": "DigitsToCNNConfig", "class": "DigitsToCNN"}},
     }
     reg_file.write_text(json.dumps(reg, indent=2))
+
+
+def add_probe_model(root: Path) -> None:
+    """The `probe` model: records every training sample (exact-resume tests)."""
+    add_test_model(root, "probe", "ProbeConfig", "Probe")
 
 
 def add_echo_model(root: Path) -> None:
-    """Register the test-only `echo` model (a CNN with a speech model's ``inference`` method)."""
-    import json
-
-    target = root / "definitions" / "models" / "echo"
-    shutil.copytree(REPO / "tests" / "fixtures" / "echo", target)
-    shutil.copytree(REPO / "definitions" / "models" / "cnn" / "adapters", target / "adapters",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    reg_file = root / "configs" / "registry.json"
-    reg = json.loads(reg_file.read_text())
-    reg["models"]["echo"] = {
-        "path": "definitions/models/echo", "config": "EchoConfig", "class": "Echo",
-        "adapters": {"digits": {"path": "definitions/models/echo/adapters/digits",
-                                "config": "DigitsToCNNConfig", "class": "DigitsToCNN"}},
-    }
-    reg_file.write_text(json.dumps(reg, indent=2))
+    """The `echo` model: a CNN with a speech model's ``inference`` method (cockpit tests)."""
+    add_test_model(root, "echo", "EchoConfig", "Echo")
 
 
 @pytest.fixture

@@ -33,3 +33,11 @@ def short_time(iso: str | None) -> str:
 def action_color(action: str | None) -> str:
     return {"new": "primary", "resume": "orange", "extend": "teal", "complete": "grey", "plot": "purple"}.get(
         action or "", "grey")
+
+
+def notify_report(report) -> None:
+    """One notification per job a ``submit`` queued or skipped (and why)."""
+    for q in report.queued:
+        ui.notify(f"queued {q['job']}: {q['message']}", type="positive")
+    for s in report.skipped:
+        ui.notify(f"not queued: {s['reason']}", type="warning")

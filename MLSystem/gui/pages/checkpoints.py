@@ -11,7 +11,7 @@ from MLSystem.errors import MLSystemError
 from MLSystem.gui import actions
 from MLSystem.gui.config_form import compute_preview
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.layout import action_color, frame, short_time
+from MLSystem.gui.layout import action_color, frame, notify_report, short_time
 from MLSystem.submit import submit
 
 PER_PAGE = 50
@@ -145,10 +145,7 @@ class CheckpointPanel:
         except MLSystemError as exc:
             ui.notify(str(exc), type="negative", multi_line=True)
             return
-        for q in report.queued:
-            ui.notify(f"queued {q['job']}: {q['message']}", type="positive")
-        for s in report.skipped:
-            ui.notify(f"not queued: {s['reason']}", type="warning")
+        notify_report(report)
         await self.update_preview()
 
 

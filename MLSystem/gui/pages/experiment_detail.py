@@ -10,7 +10,7 @@ from nicegui import run, ui
 from MLSystem.errors import MLSystemError
 from MLSystem.gui import actions, charts, validate
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.layout import frame, short_time
+from MLSystem.gui.layout import frame, notify_report, short_time
 from MLSystem.gui.live import SAMPLES_FILE, sample_pairs
 from MLSystem.submit import submit_plot
 from MLSystem.utils.atomic import read_json
@@ -125,10 +125,7 @@ class ExperimentDetail:
         except MLSystemError as exc:
             ui.notify(str(exc), type="negative", multi_line=True)
             return
-        for q in report.queued:
-            ui.notify(f"queued {q['job']}: {q['message']}", type="positive")
-        for s in report.skipped:
-            ui.notify(f"not queued: {s['reason']}", type="warning")
+        notify_report(report)
 
     async def run_plots(self) -> None:
         try:
