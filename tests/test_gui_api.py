@@ -168,3 +168,28 @@ def test_non_loopback_host_needs_a_token(monkeypatch, capsys) -> None:
     monkeypatch.setenv(TOKEN_ENV, "from-env")
     assert parse_args(["--host", "192.168.1.5"]).token == "from-env"
     assert os.environ[TOKEN_ENV] == "from-env"
+
+
+async def test_token_guards_the_websocket_too() -> None:
+    """NiceGUI's live updates run over a websocket, which HTTP middleware never sees."""
+    from MLSystem.gui.auth import COOKIE, TokenMiddleware
+
+    reached, sent = [], []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    guard = TokenMiddleware(app, "s3cret")
+    socket = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "query_string": b"", "headers": []}
+    await guard(socket, receive, send)
+    await guard({**socket, "headers": [(b"cookie", f"{COOKIE}=wrong".encode())]}, receive, send)
+    assert reached == [] and [m["code"] for m in sent] == [4401, 4401]
+    await guard({**socket, "headers": [(b"cookie", f"{COOKIE}=s3cret".encode())]}, receive, send)
+    await guard({**socket, "query_string": b"token=s3cret"}, receive, send)
+    assert reached == [socket["path"]] * 2 and len(sent) == 2  # accepted: nothing sent by the guard
