@@ -12,6 +12,7 @@ No torch here: plots, the loader and the cockpit read metrics without importing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,12 +25,12 @@ from MLSystem.utils.tail import FileTail
 def parse_lines(data: bytes) -> list[dict[str, Any]]:
     """Rows of complete JSON lines; a line torn by a kill mid-write is skipped."""
     lines = [line for line in data.splitlines() if line.strip()]
-    try:  # one C-level parse of the whole file is ~3x faster than a json.loads per line
+    # One C-level parse of the whole file is ~3x faster than a json.loads per line; a torn or
+    # foreign line makes it fail, and then the lines are parsed one by one.
+    with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
         rows = json.loads(b"[" + b",".join(lines) + b"]")
         if all(isinstance(r, dict) for r in rows):
             return rows
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        pass
     return parse_rows(lines)
 
 
