@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 from MLSystem.errors import MLSystemError
 from MLSystem.paths import ProjectPaths
 from MLSystem.registry import Entry, Registry
+
 
 @dataclass(frozen=True)
 class PlotSpec:
@@ -65,7 +67,7 @@ def plots_of(entry: Entry, layer: str) -> list[PlotSpec]:
     if listed is None:
         listed = [v for v in vars(mod).values()
                   if isinstance(v, type) and issubclass(v, BasePlot) and v.__module__ == mod.__name__
-                  and not v.__name__.startswith("_")]
+                  and not v.__name__.startswith("_") and not inspect.isabstract(v)]
     specs = []
     for cls in listed:
         if not (isinstance(cls, type) and issubclass(cls, BasePlot)):

@@ -110,3 +110,11 @@ async def user(gui_project, request):
 
     async with user_simulation(main_file=get_path_to_main_file(request)) as simulated:
         yield simulated
+
+
+def synth_corpus(out: Path, **kwargs):
+    """The speech-corpus generator, imported when called: in-process tests of other projects may
+    have swapped the ``definitions`` modules, and its worker pool pickles functions by module name."""
+    import importlib
+
+    return importlib.import_module("definitions.datasets.ljspeech.synth").generate(out, **kwargs)

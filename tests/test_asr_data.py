@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import synth_corpus
 
 from definitions.datasets.ljspeech.datamodule import (
     CorpusError,
@@ -17,7 +18,7 @@ from definitions.datasets.ljspeech.datamodule import (
     split_train_val,
 )
 from definitions.datasets.ljspeech.metadata import read_metadata
-from definitions.datasets.ljspeech.synth import HELDOUT_VOICE, TRAIN_VOICES, generate
+from definitions.datasets.ljspeech.synth import HELDOUT_VOICE, TRAIN_VOICES
 from MLSystem.resumable import BucketBatchSampler
 
 RATE = 22050
@@ -26,7 +27,7 @@ RATE = 22050
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    generate(out, hours=0.02, seed=3, heldout=6, workers=2)
+    synth_corpus(out, hours=0.02, seed=3, heldout=6, workers=2)
     return out
 
 
@@ -65,9 +66,9 @@ def test_generator_writes_ljspeech_layout_that_the_dataset_reads_back(corpus):
 
 def test_generator_is_deterministic_for_a_seed(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate(a, hours=0.004, seed=5, heldout=2, workers=2)
-    generate(b, hours=0.004, seed=5, heldout=2, workers=1)
-    generate(c, hours=0.004, seed=6, heldout=2, workers=2)
+    synth_corpus(a, hours=0.004, seed=5, heldout=2, workers=2)
+    synth_corpus(b, hours=0.004, seed=5, heldout=2, workers=1)
+    synth_corpus(c, hours=0.004, seed=6, heldout=2, workers=2)
     assert (a / "metadata.csv").read_bytes() == (b / "metadata.csv").read_bytes()
     wavs = sorted(p.name for p in (a / "wavs").iterdir())
     assert wavs == sorted(p.name for p in (b / "wavs").iterdir())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_project, run_cli
+from conftest import make_project, run_cli, synth_corpus
 
 from MLSystem.paths import ProjectPaths
 
@@ -23,10 +23,9 @@ TINY = ["dataset=ljspeech", "model=conformer", "path=data/ljspeech_synth", "val_
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str]:
-    from definitions.datasets.ljspeech.synth import generate
 
     root = make_project(tmp_path_factory.mktemp("asr") / "proj")
-    generate(root / "data" / "ljspeech_synth", hours=0.36, seed=0, heldout=40, workers=2)
+    synth_corpus(root / "data" / "ljspeech_synth", hours=0.36, seed=0, heldout=40, workers=2)
     env_threads = {"OMP_NUM_THREADS": "1"}  # fastest on a small shared machine
     from conftest import cli_env
 
@@ -149,10 +148,9 @@ def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_o
     import torch
     from conftest import cli_env
 
-    from definitions.datasets.ljspeech.synth import generate
 
     corpus = tmp_path / "corpus"
-    generate(corpus, hours=0.02, seed=1, heldout=2, workers=2)
+    synth_corpus(corpus, hours=0.02, seed=1, heldout=2, workers=2)
     args = ["dataset=ljspeech", "model=conformer", f"path={corpus}", "d_model=32", "num_layers=1", "ffn_dim=64",
             "batch_size=4", "limit_samples=12", "max_epochs=2", "warmup_steps=2"]  # 3 steps per epoch
 

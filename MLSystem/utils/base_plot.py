@@ -21,6 +21,7 @@ defined in it is a plot.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, Union
 
 import matplotlib
@@ -36,7 +37,7 @@ LAYERS = ("dataset", "adapter", "model")
 PlotResult = Union[Figure, Sequence[Figure], Mapping[str, Figure]]
 
 
-class BasePlot:
+class BasePlot(ABC):
     """Subclass and implement :meth:`execute`. Class attributes describe the plot."""
 
     name: ClassVar[str] = ""  # file name; default: the class name in snake_case
@@ -58,9 +59,9 @@ class BasePlot:
     def plot_title(cls) -> str:
         return cls.title or cls.plot_name().replace("_", " ").capitalize()
 
+    @abstractmethod
     def execute(self, context: "LoadedExperiment") -> PlotResult:
         """Draw from ``context`` (config, data module, model, metrics); return the figure(s)."""
-        raise NotImplementedError(f"{type(self).__name__}.execute")
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,

@@ -7,6 +7,7 @@ in the file name, so changed settings or a regenerated corpus never read stale f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -28,12 +29,11 @@ class FeatureCache:
 
     def get_or_compute(self, uid: str, wav: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
         path = self._file(uid, wav)
-        try:
+        # Not cached yet, or a file cut short by a kill: compute it again.
+        with contextlib.suppress(FileNotFoundError, ValueError, OSError):
             out = np.load(path)
             self.hits += 1
             return out
-        except (FileNotFoundError, ValueError, OSError):
-            pass  # not cached yet, or a file cut short by a kill: compute it again
         self.misses += 1
         feats = compute().astype(np.float16)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
