@@ -286,6 +286,7 @@ class Runner:
             status = Status.FAILED
             what = "bad input" if rc == ExitCode.BAD_INPUT else "failed"
             fields["error"] = f"exit {rc} ({what}): " + (tail or "no output")
+            fields["note"] = f"exit {rc} ({what}): {_error_line(tail)}"
         if status == Status.PENDING and rc == ExitCode.STOPPED and not self.shutdown \
                 and current.attempts >= current.max_attempts:
             status, fields["error"] = Status.FAILED, f"interrupted {current.attempts} times; limit max_attempts"
@@ -320,6 +321,13 @@ class Runner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
         return previous
+
+
+def _error_line(tail: str) -> str:
+    """The line of a log tail that says what went wrong: the last ``error:`` line, else the last line."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    return (errors or lines or ["no output"])[-1]
 
 
 def start_detached(paths: ProjectPaths, *, wait: float = 0.0) -> int:

@@ -9,7 +9,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.mlsystem-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# The install is editable: it points at this checkout, so the stamp names the folder as well as
+# the dependencies (a .venv shared with another copy of the project must be re-pointed here).
+want=$( (pwd; cat pyproject.toml) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing MLSystem and dependencies (torch 2.11 from PyPI: a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip

@@ -22,9 +22,10 @@ from MLSystem.submit import submit
 
 pytestmark = pytest.mark.slow
 
-# 16 steps per epoch: long enough to interrupt a job mid-training, short enough for CI.
-LONGER = ["n_train=512", "n_val=64", "batch_size=32"]
-STEPS = 16
+# Long enough (3 epochs = 384 steps) that a signal sent after the first steps lands mid-training
+# even on a fast, quiet machine.
+LONGER = ["n_train=4096", "n_val=64", "batch_size=32"]
+STEPS = 128
 STATUSES = ("pending", "running", "finished", "failed", "stopped")
 
 
@@ -242,6 +243,9 @@ def test_bad_input_is_filed_as_failed_and_the_runner_goes_on(project):
     assert "lr: 'abc' is not a valid float" in errors["bad_type"]
     assert "dataset folder '/nonexistent/data' does not exist" in errors["missing_path"]
     assert all("Traceback" not in e for e in errors.values())
+    # The one-line note (the --list and console line) is the error itself, not the log's first line.
+    note = record(project, hand["missing_path"])["note"]
+    assert note.startswith("exit 1 (failed): error: ") and "'/nonexistent/data' does not exist" in note
 
 
 def test_one_runner_per_queue_drain_and_exit_when_empty(project):
