@@ -118,3 +118,16 @@ def synth_corpus(out: Path, **kwargs):
     import importlib
 
     return importlib.import_module("definitions.datasets.ljspeech.synth").generate(out, **kwargs)
+
+
+def wait_for(pred, timeout: float = 60, what: str = "condition"):
+    """Poll ``pred`` until it returns something truthy (returned); fail naming ``what`` after ``timeout`` s."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

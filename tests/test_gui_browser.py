@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, cli_env, wait_for
 
-from conftest import REPO, cli_env
 from MLSystem.job_queue import JobQueue, Status
 from MLSystem.paths import ProjectPaths
 
@@ -52,15 +52,6 @@ def browser():
     opts.binary_location = CHROMIUM
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
-
-def wait_for(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

@@ -10,13 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from conftest import FAST, cli_env, run_cli, wait_for
 
-from conftest import FAST, cli_env, run_cli
 from MLSystem.job_queue import Job, JobQueue, new_job_id, pid_alive
 from MLSystem.submit import submit
 
@@ -28,15 +26,6 @@ LONGER = ["n_train=4096", "n_val=64", "batch_size=32"]
 STEPS = 128
 STATUSES = ("pending", "running", "finished", "failed", "stopped")
 
-
-def wait_for(pred: Callable[[], object], timeout: float = 60, what: str = "condition") -> object:
-    end = time.time() + timeout
-    while time.time() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_runner(root: Path, *args: str, fault: str | None = None, out: Path | None = None) -> subprocess.Popen:
