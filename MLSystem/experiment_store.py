@@ -154,7 +154,7 @@ def list_experiments(paths: ProjectPaths) -> list[ExperimentSummary]:
     cache_file = paths.output / ".cache" / "experiment-summaries.json"
     entries = _load_summary_cache(cache_file)
     fresh: dict[str, Any] = {}
-    changed = False
+    reread = 0
     with os.scandir(root) as it:
         for d in it:
             if not d.is_dir():
@@ -173,10 +173,14 @@ def list_experiments(paths: ProjectPaths) -> list[ExperimentSummary]:
                 if not isinstance(meta, dict):
                     continue
                 entry = {"stamp": stamp, "metadata": meta, "state": state}
-                changed = True
+                reread += 1
             fresh[d.name] = entry
-    if changed or len(fresh) != len(entries):
-        _save_summary_cache(cache_file, fresh)
+    stale = reread + len(set(entries) - set(fresh))
+    if stale:
+        # A running job changes its state.json at every checkpoint: rewriting the whole cache
+        # for that would put megabytes of writes on every listing. A few stale entries are
+        # cheap to re-read, so the file is rewritten only once enough of it is out of date.
+        _remember_summaries(cache_file, fresh, persist=not entries or stale >= max(20, len(fresh) // 100))
     out = [ExperimentSummary(eid, e["metadata"], e["state"]) for eid, e in fresh.items()]
     out.sort(key=lambda s: s.metadata.get("updated", ""), reverse=True)
     return out
@@ -198,12 +202,15 @@ def _load_summary_cache(file: Any) -> dict[str, Any]:
     return entries
 
 
-def _save_summary_cache(file: Any, entries: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):
-        file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(file, json.dumps({"version": _SUMMARY_CACHE_VERSION, "entries": entries},
-                                           separators=(",", ":"), default=str))
-        _summary_memo[str(file)] = (_stamp(str(file)), entries)
+def _remember_summaries(file: Any, entries: dict[str, Any], *, persist: bool) -> None:
+    """Keep ``entries`` in memory (keyed by the cache file's current stamp) and, if ``persist``,
+    write them to the cache file for other processes."""
+    if persist:
+        with contextlib.suppress(OSError):
+            file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(file, json.dumps({"version": _SUMMARY_CACHE_VERSION, "entries": entries},
+                                               separators=(",", ":"), default=str))
+    _summary_memo[str(file)] = (_stamp(str(file)), entries)
 
 
 def resolve_id(paths: ProjectPaths, prefix: str) -> str:

@@ -654,7 +654,7 @@ class EtaModel:
         self.runs: dict[str, tuple[dict, float]] = {}  # id -> (metadata, mean epoch time)
         for summary in list_experiments(project):
             mean = summary.metadata.get("epoch_seconds")
-            if mean is None:  # trained before experiment.json recorded epoch_seconds
+            if "epoch_seconds" not in summary.metadata:  # trained before experiment.json recorded it
                 times = _epoch_times(project.experiment(summary.id).dir)
                 mean = statistics.fmean(times) if times else None
             if isinstance(mean, (int, float)):

@@ -34,7 +34,6 @@ log = logging.getLogger("MLSystem.loader")
 class LoadedExperiment:
     """A restored experiment. Data, model and metrics are loaded on first access."""
 
-    experiment_id: str
     context: ExperimentContext
     checkpoint: str | None = None  # checkpoint name to load (None: last.ckpt)
     weights: bool = True  # False: `model` keeps its initial weights (e.g. to plot before training)
@@ -42,6 +41,10 @@ class LoadedExperiment:
     _metrics_cache: tuple[tuple[int, int], list[dict[str, Any]], MetricSeries] | None = field(default=None, repr=False)
 
     # -- configuration -------------------------------------------------------------------------
+    @property
+    def experiment_id(self) -> str:
+        return self.context.experiment_id
+
     @property
     def all_params(self) -> dict[str, Any]:
         return self.context.all_params
@@ -145,7 +148,7 @@ def load_experiment(experiment: str, checkpoint: str | None = None, *, paths: Pr
     paths = paths or ProjectPaths.discover()
     eid = store.resolve_id(paths, experiment)
     ctx, warnings = restore_context(paths, eid)
-    loaded = LoadedExperiment(eid, ctx, checkpoint=checkpoint, weights=weights, warnings=warnings)
+    loaded = LoadedExperiment(ctx, checkpoint=checkpoint, weights=weights, warnings=warnings)
     if checkpoint:
         loaded.checkpoint_path  # noqa: B018 - fail now, naming the available checkpoints
     return loaded

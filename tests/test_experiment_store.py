@@ -56,3 +56,17 @@ def test_a_corrupt_experiment_json_is_skipped_not_fatal(project):
     make(paths, "b" * 12, "2026-01-02")
     paths.experiment("b" * 12).metadata.write_text('{"id": "bbb", "upd')
     assert [s.id for s in store.list_experiments(paths)] == ["a" * 12]
+
+
+def test_one_changed_experiment_does_not_rewrite_the_whole_cache(project):
+    paths = ProjectPaths.discover()
+    for i in range(30):
+        make(paths, f"{i:012x}", "2026-01-01", 1)
+    store.list_experiments(paths)
+    cache = paths.output / ".cache" / "experiment-summaries.json"
+    written = cache.stat().st_mtime_ns
+    store.write_state(paths.experiment(f"{3:012x}"), {"epochs_completed": 2})  # a checkpoint of a running job
+    assert dict(listing(paths))[f"{3:012x}"] == 2  # seen at once...
+    assert cache.stat().st_mtime_ns == written  # ...without rewriting the file for it
+    store._summary_memo.clear()  # another process re-reads that one entry from disk
+    assert dict(listing(paths))[f"{3:012x}"] == 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from MLSystem.errors import MLSystemError
+from MLSystem.errors import BadInputError
 from MLSystem.experiment_store import read_metadata, resolve_id
 from MLSystem.job_queue import JobQueue, Status
 from MLSystem.paths import ProjectPaths
@@ -19,7 +19,7 @@ def experiment_record(paths: ProjectPaths, ref: str) -> tuple[str, dict[str, Any
     eid = resolve_id(paths, ref)
     meta = read_metadata(paths.experiment(eid))
     if not meta:
-        raise MLSystemError(f"experiment {eid}: no experiment.json (not created by MLSystem?)")
+        raise BadInputError(f"experiment {eid}: no experiment.json (not created by MLSystem?)")
     return eid, meta
 
 

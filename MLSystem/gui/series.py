@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from MLSystem.metrics_reader import is_resume, parse_rows, row_kind
-from MLSystem.utils.tail import FileTail
+from MLSystem.metrics_reader import MetricsTail, is_resume, row_kind
 
 MAX_POINTS = 1000  # per series sent to a browser (2x this before decimating again)
 
@@ -60,10 +59,10 @@ class LiveSeries:
         self.loss, self.lr = Decimated(self.limit), Decimated(self.limit)
         self.epochs, self.events = [], []
 
-    def add_lines(self, lines: Iterable[str]) -> int:
-        """Parse JSONL lines; returns how many rows were used (cut or foreign lines are skipped)."""
+    def add_rows(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Add parsed metrics rows; returns how many were used (rows without a step are skipped)."""
         used = 0
-        for row in parse_rows(lines):
+        for row in rows:
             if not isinstance(row.get("step"), (int, float)):
                 continue
             used += 1
@@ -98,15 +97,15 @@ class SeriesFollower:
     """A :class:`LiveSeries` kept current from its file by byte offset."""
 
     def __init__(self, path: Path, limit: int = MAX_POINTS):
-        self.tail = FileTail(path)
+        self.tail = MetricsTail(path)
         self.series = LiveSeries(limit)
 
     def poll(self) -> bool:
         """Read what was appended; True if the series changed."""
-        chunk = self.tail.read()
-        if chunk.reset:
+        rows = self.tail.poll()
+        if self.tail.reset:
             self.series.clear()
-        return bool(self.series.add_lines(chunk.lines)) or chunk.reset
+        return bool(self.series.add_rows(rows)) or self.tail.reset
 
 
 def best_metrics(epochs: list[dict[str, Any]]) -> dict[str, float]:
