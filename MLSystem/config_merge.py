@@ -15,8 +15,8 @@ import itertools
 import json
 import re
 import threading
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from MLSystem.common_config import CommonConfig
@@ -117,11 +117,11 @@ def expand_sweeps(args: Iterable[str]) -> list[list[str]]:
         if isinstance(value, Sweep):
             choices.append([f"{key}={v}" for v in value.values])
         else:
-            choices.append([_to_override(key, value)])
+            choices.append([to_override(key, value)])
     return [list(combo) for combo in itertools.product(*choices)] if keys else [[]]
 
 
-def _to_override(key: str, value: Any) -> str:
+def to_override(key: str, value: Any) -> str:
     """Render a typed value back into Hydra override syntax."""
     if value is None:
         return f"{key}=null"

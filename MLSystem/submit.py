@@ -20,15 +20,25 @@ is not queued again unless ``--force``. Job ids may be abbreviated to a unique p
 from __future__ import annotations
 
 import argparse
-import time
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
-from MLSystem.job_queue import (DEFAULT_MAX_ATTEMPTS, Job, JobQueue, Kind, QueueError, Status, estimate,
-                                format_seconds, new_job_id, parse_iso)
+from MLSystem.job_queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    Job,
+    JobQueue,
+    Kind,
+    QueueError,
+    Status,
+    estimate,
+    format_seconds,
+    new_job_id,
+    parse_iso,
+)
 from MLSystem.paths import ProjectPaths
 
 COMPLETE = "complete"
@@ -138,21 +148,28 @@ def edit_overrides(queue: JobQueue, ref: str, changes: Iterable[str], *, replace
     changes = list(changes)
     if not changes:
         raise QueueError("--edit: give the key=value overrides to change")
-    keys = set(parse_overrides(changes))  # also rejects sweeps: one job stays one job
-    args = changes if replace else [a for a in job.args if a.split("=", 1)[0] not in keys] + changes
+    parse_overrides(changes)  # rejects sweeps: one job stays one job
+    args = changes if replace else with_overrides(job.args, changes)
     [p] = plan(args, paths=queue.project)
     return queue.edit(job.id, args=p.args, experiment_id=p.experiment_id, action=p.action, dataset=p.dataset,
                       model=p.model, adapter=p.adapter, max_epochs=p.max_epochs, note=f"edited: {p.message}")
 
 
+def with_overrides(args: Iterable[str], changes: Iterable[str]) -> list[str]:
+    """``args`` with every key that ``changes`` sets replaced by its new ``key=value``."""
+    changes = list(changes)
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [a for a in args if a.split("=", 1)[0] not in keys] + changes
+
+
 def experiment_overrides(metadata: dict[str, Any]) -> list[str]:
     """The overrides that rebuild an existing experiment (same ID): its selection, warm-start
     parent and the identity values that differ from the defaults (``experiment.json`` "identity")."""
-    from MLSystem.config_merge import _to_override
+    from MLSystem.config_merge import to_override
 
     ident = metadata.get("identity") or {}
-    args = [_to_override(k, ident[k]) for k in ("dataset", "model", "adapter", "init_from") if ident.get(k)]
-    return args + [_to_override(k, v) for k, v in sorted((ident.get("params") or {}).items())]
+    args = [to_override(k, ident[k]) for k in ("dataset", "model", "adapter", "init_from") if ident.get(k)]
+    return args + [to_override(k, v) for k, v in sorted((ident.get("params") or {}).items())]
 
 
 # -- CLI --------------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from MLSystem.config_merge import to_override
 from MLSystem.errors import BadInputError
 from MLSystem.experiment_store import read_metadata, resolve_id
 from MLSystem.job_queue import JobQueue, Status
 from MLSystem.paths import ProjectPaths
-from MLSystem.submit import SubmitReport, experiment_overrides, submit
+from MLSystem.submit import SubmitReport, experiment_overrides, submit, with_overrides
 
 
 def experiment_record(paths: ProjectPaths, ref: str) -> tuple[str, dict[str, Any]]:
@@ -25,8 +26,7 @@ def experiment_record(paths: ProjectPaths, ref: str) -> tuple[str, dict[str, Any
 
 def _replace(args: list[str], **values: Any) -> list[str]:
     """``args`` with ``key=value`` set for every value that is not None."""
-    keys = {k for k, v in values.items() if v is not None}
-    return [a for a in args if a.split("=", 1)[0] not in keys] + [f"{k}={v}" for k, v in values.items() if v is not None]
+    return with_overrides(args, [to_override(k, v) for k, v in values.items() if v is not None])
 
 
 def continue_overrides(paths: ProjectPaths, ref: str, max_epochs: int | None = None) -> list[str]:

@@ -54,7 +54,7 @@ class FileTail:
 
 
 def read_range(path: Path, offset: int, max_bytes: int) -> tuple[str, int, int]:
-    """``(text, next_offset, size)`` of ``path`` from ``offset`` (for the API's log endpoint)."""
+    """``(text, next_offset, size)`` of ``path`` from ``offset`` (negative: from the end)."""
     size = os.path.getsize(path)
     offset = max(0, min(offset if offset >= 0 else size + offset, size))
     with open(path, "rb") as fh:

@@ -17,6 +17,7 @@ from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color, frame, short_time
 from MLSystem.job_queue import Job, Status, format_seconds
 from MLSystem.submit import edit_overrides
+from MLSystem.utils.tail import read_range
 
 PER_PAGE = 25  # each row carries ~12 controls: a longer page costs the browser more than paging does
 DONE = (Status.FAILED.value, Status.STOPPED.value, Status.FINISHED.value)
@@ -39,12 +40,9 @@ def _signature(snap: dict[str, Any]) -> tuple:
 
 
 def _read_log(cockpit: Cockpit, job_id: str) -> str:
-    path = cockpit.queue().paths.log(job_id)
+    """The last ``LOG_VIEW_BYTES`` of a job's log (the API's log endpoint reads it the same way)."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            fh.seek(max(0, size - LOG_VIEW_BYTES))
-            text = fh.read().decode("utf-8", "replace")
+        text, _, size = read_range(cockpit.queue().paths.log(job_id), -LOG_VIEW_BYTES, LOG_VIEW_BYTES)
     except FileNotFoundError:
         return "(no log)"
     return (f"… (first {size - LOG_VIEW_BYTES} bytes not shown)\n" if size > LOG_VIEW_BYTES else "") + text
