@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.job_hooks import Hooks
 from MLSystem.job_queue import Job, JobQueue, Kind, Status, format_seconds, now_iso, pid_alive
 from MLSystem.paths import ProjectPaths
 from MLSystem.utils.atomic import atomic_write_json, read_json
@@ -101,6 +102,7 @@ class Runner:
         self.current: Job | None = None
         self.counts = {s.value: 0 for s in Status}
         self.info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+        self.hooks = Hooks([])
 
     # -- output ----------------------------------------------------------------------------------
     def say(self, event: str, text: str, **data: Any) -> None:
@@ -124,6 +126,7 @@ class Runner:
             return int(ExitCode.OK)
         try:
             atomic_write_json(self.queue.paths.runner_info, self.info)
+            self.hooks = Hooks.load(self.queue.paths, say=lambda text: self.say("hook", text))
             previous = self._install_signals()
             try:
                 return self._run_locked()
@@ -158,6 +161,7 @@ class Runner:
                 if time.monotonic() - idle_since >= self.wait:
                     break
             time.sleep(POLL_S if wake is None else min(max(wake, 0.01), POLL_S * 4))
+        self.hooks.queue_drained(dict(self.counts))
         held = sum(1 for j in self.queue.pending() if j.held)
         summary = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "no jobs run"
         self.say("exit", f"runner done: {summary}" + (f"; {held} held job(s) left" if held else "")
@@ -220,6 +224,7 @@ class Runner:
         self.say("started", f"started {job.id} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
                             f"pid {self.proc.pid}): {' '.join(job.args)}",
                  job=job.id, experiment_id=job.experiment_id, pid=self.proc.pid)
+        self.hooks.job_started(job)
         _fault("after_start")
         forwarded = None
         while True:
@@ -227,6 +232,7 @@ class Runner:
                 rc = self.proc.wait(timeout=0.1)
                 break
             except subprocess.TimeoutExpired:
+                self.hooks.job_polled(job)
                 if self.shutdown and forwarded != self.shutdown:
                     self._forward_stop(job, stop_flag)
                     forwarded = self.shutdown
@@ -294,6 +300,7 @@ class Runner:
             fields.setdefault("note", (fields.get("error") or "").splitlines()[0])
         done = q.complete(current, status, **fields)
         self.counts[status.value] += 1
+        self.hooks.job_ended(done)
         took = (time.time() - (self._started_ts(done) or time.time()))
         self.say(status.value, f"{status.value}: {job.id} (exit {rc}, {format_seconds(took)}) {done.note}",
                  job=job.id, exit_code=rc, status=status.value, experiment_id=job.experiment_id,

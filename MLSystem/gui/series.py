@@ -108,14 +108,15 @@ class SeriesFollower:
         return bool(self.series.add_rows(rows)) or self.tail.reset
 
 
-def best_metrics(epochs: list[dict[str, Any]]) -> dict[str, float]:
-    """Best value of each validation metric: lowest loss/error, highest of the others."""
+def best_metrics(epochs: list[dict[str, Any]], declared: dict[str, str] | None = None) -> dict[str, float]:
+    """Best value of each validation metric, in the direction of ``utils.metric_mode``."""
+    from MLSystem.utils.metric_mode import better, metric_mode
+
     out: dict[str, float] = {}
     for row in epochs:
         for key, value in row.items():
-            if not key.startswith("val") or not isinstance(value, (int, float)):
+            if not key.startswith("val") or not isinstance(value, (int, float)) or value != value:
                 continue
-            lower = any(w in key for w in ("loss", "err", "wer", "cer"))
-            if key not in out or (value < out[key] if lower else value > out[key]):
+            if key not in out or better(value, out[key], metric_mode(key, declared)):
                 out[key] = value
     return out
