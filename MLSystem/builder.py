@@ -13,9 +13,10 @@ from typing import Any, Iterable, Mapping
 
 from MLSystem.checkpoint_manager import Decision, decide
 from MLSystem.config_merge import MergedConfig, Selection, merge_config
-from MLSystem.experiment_store import nearest_experiment, read_metadata
-from MLSystem.hashing import experiment_id, identity
+from MLSystem.experiment_store import list_experiments, read_record, resolve_id
+from MLSystem.hashing import ID_LENGTH, diff_params, experiment_id, identity, same_value
 from MLSystem.paths import ExperimentPaths, ProjectPaths
+from MLSystem.records import SELECTION_KEYS
 from MLSystem.registry import Entry, Registry
 
 
@@ -31,10 +32,15 @@ class ExperimentBuilder:
 
     def build(self) -> "ExperimentContext":
         merged = merge_config(self.overrides, registry=self.registry, paths=self.paths,
-                              use_base_config=self.use_base_config)
+                              use_base_config=self.use_base_config, resolve_parent=self._resolve_parent)
         ident = identity(merged)
         eid = experiment_id(ident)
         return ExperimentContext(eid, merged, ident, self.paths, self.registry)
+
+    def _resolve_parent(self, ref: str) -> str:
+        """``init_from``'s experiment: a prefix becomes the full ID (so both hash alike); a full ID
+        is kept as is, because its folder may be gone when a child is restored."""
+        return ref if len(ref) >= ID_LENGTH else resolve_id(self.paths, ref)
 
 
 @dataclass
@@ -97,7 +103,8 @@ class ExperimentContext:
             return f"nearest existing {other} differs in " + ", ".join(diff)
         # Same values, other ID: the identity leaves out values equal to their default, so a
         # changed default separates a value set explicitly then from the same value now.
-        theirs = ((read_metadata(self.paths.experiment(other)) or {}).get("identity") or {}).get("params", {})
+        record = read_record(self.paths.experiment(other))
+        theirs = (record.identity if record else {}).get("params", {})
         explicit = sorted(set(theirs) - set(self.identity["params"]))
         why = f"{', '.join(explicit)} had another default when it was created" if explicit else "its definitions changed"
         return f"nearest existing {other} has the same values, but {why} (IDs leave out default values)"
@@ -115,3 +122,25 @@ class ExperimentContext:
     def model(self):
         build_args = self.adapter.build_args(self.datamodule)
         return self.entries["model"].impl_class()(self.all_params, **build_args)
+
+
+def nearest_experiment(paths: ProjectPaths, ident: dict[str, Any], identity_values: dict[str, Any],
+                       exclude: str | None = None) -> tuple[str, list[str]] | None:
+    """The existing experiment whose identity differs least from ``ident``, and the differences
+    (``lr: 0.001 -> 0.01``). Candidates share dataset and model; ties go to the most recent.
+    """
+    mine = {**ident, "params": identity_values}
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for summary in list_experiments(paths):
+        other = summary.record.identity
+        if summary.id == exclude or other.get("model") != ident.get("model") or other.get("dataset") != ident.get("dataset"):
+            continue
+        theirs_params = {**other.get("params", {}), **summary.record.identity_values}
+        # Count differences cheaply; the readable diff is built for the winner only.
+        n = sum(other.get(k) != ident.get(k) for k in SELECTION_KEYS)
+        n += sum(1 for k, v in theirs_params.items() if k in identity_values and not same_value(v, identity_values[k]))
+        if best is None or n < best[0]:
+            best = (n, summary.id, {**other, "params": {**identity_values, **theirs_params}})
+    if best is None:
+        return None
+    return best[1], diff_params(best[2], mine)

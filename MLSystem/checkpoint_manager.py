@@ -12,17 +12,22 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from MLSystem.errors import BadInputError, CorruptFileError, NotFoundError
 from MLSystem.experiment_store import read_state, write_state
 from MLSystem.paths import ExperimentPaths
+from MLSystem.records import STATE_KEY, Action, TrainingState
 
-NEW, RESUME, EXTEND, COMPLETE = "new", "resume", "extend", "complete"
-STATE_KEY = "mlsystem"  # where our training state lives inside a Lightning checkpoint
+# The decision vocabulary is records.Action; these names stay for readability at call sites.
+NEW, RESUME, EXTEND, COMPLETE = Action.NEW, Action.RESUME, Action.EXTEND, Action.COMPLETE
+log = logging.getLogger("MLSystem.checkpoints")
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.ckpt$")
@@ -53,9 +58,15 @@ class Decision:
         return f"resuming {eid} from {where} of {self.max_epochs}"
 
 
-def training_state(exp: ExperimentPaths) -> dict[str, Any] | None:
-    """``state.json``, or (old or hand-copied checkpoints) the state read from ``last.ckpt``."""
-    state = read_state(exp)
+def training_state(exp: ExperimentPaths) -> TrainingState | None:
+    """``state.json``, or (old, hand-copied or garbled ``state.json``) the state read from ``last.ckpt``."""
+    try:
+        state = read_state(exp)
+    except CorruptFileError as exc:
+        note = f"warning: {exc.path}: {exc.problem}; reading the training state from {exp.last_ckpt.name} instead"
+        print(note, file=sys.stderr)
+        log.warning(note)
+        state = None
     if state is None and exp.last_ckpt.is_file():
         state = _state_from_checkpoint(exp.last_ckpt)
     return state
@@ -66,8 +77,8 @@ def decide(exp: ExperimentPaths, max_epochs: int) -> Decision:
     state = training_state(exp)
     if state is None:
         return Decision(NEW, 0, max_epochs, 0, False, None, exp.id)
-    done, step, mid = int(state["epochs_completed"]), int(state["global_step"]), bool(state.get("mid_epoch"))
-    target_then = int(state.get("max_epochs", max_epochs))
+    done, step, mid = state.epochs_completed, state.global_step, state.mid_epoch
+    target_then = int(state.max_epochs if state.max_epochs is not None else max_epochs)
     if done >= max_epochs:
         action = COMPLETE
     elif not mid and done >= target_then:
@@ -91,13 +102,16 @@ def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
     if not exp.checkpoints.is_dir():
         return []
     out = []
-    state = read_state(exp) or {}
+    try:
+        state = read_state(exp)
+    except CorruptFileError:
+        state = None
     for p in exp.checkpoints.glob("*.ckpt"):
         m = _EPOCH_FILE.search(p.name)
         if m:
             epochs = int(m.group(1))
         elif p.name == LAST:
-            epochs = state.get("epochs_completed")
+            epochs = state.epochs_completed if state else None
         else:
             epochs = None
         st = p.stat()
@@ -110,33 +124,30 @@ def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
 
 def find_checkpoint(exp: ExperimentPaths, name: str | None) -> Path:
     """``last.ckpt`` or the named checkpoint (``epoch-0003`` or ``epoch-0003.ckpt``); clear error if absent."""
-    from MLSystem.errors import BadInputError
-
     if not name:
         if exp.last_ckpt.is_file():
             return exp.last_ckpt
-        raise BadInputError(f"experiment {exp.id} has no checkpoint yet")
+        raise NotFoundError(f"experiment {exp.id} has no checkpoint yet")
     if "/" in name or "\\" in name or name.startswith("."):
         raise BadInputError(f"checkpoint {name!r}: expected a file name such as epoch-0003 or last")
     path = exp.checkpoints / (name if name.endswith(".ckpt") else f"{name}.ckpt")
     if not path.is_file():
         have = ", ".join(c.name for c in list_checkpoints(exp)) or "none"
-        raise BadInputError(f"checkpoint {name!r} not found in experiment {exp.id} (available: {have})")
+        raise NotFoundError(f"checkpoint {name!r} not found in experiment {exp.id} (available: {have})")
     return path
 
 
-def _state_from_checkpoint(path: Path) -> dict[str, Any] | None:
-    import torch
+def _state_from_checkpoint(path: Path) -> TrainingState | None:
+    import torch  # only for checkpoints without state.json: the usual decision stays torch-free
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:
         return None
     if STATE_KEY in ckpt:
-        return dict(ckpt[STATE_KEY])
+        return TrainingState.from_json(dict(ckpt[STATE_KEY]))
     # A plain Lightning checkpoint: assume it was saved at an epoch end.
-    return {"epochs_completed": int(ckpt.get("epoch", -1)) + 1, "global_step": int(ckpt.get("global_step", 0)),
-            "mid_epoch": False}
+    return TrainingState(epochs_completed=int(ckpt.get("epoch", -1)) + 1, global_step=int(ckpt.get("global_step", 0)))
 
 
 def _checkpoint_io_class():
@@ -153,7 +164,7 @@ def _checkpoint_io_class():
             path = Path(path)
             atomic_write(path, lambda fh: torch.save(checkpoint, fh))
             if path.name == LAST and STATE_KEY in checkpoint:
-                state = dict(checkpoint[STATE_KEY], checkpoint=LAST)
+                state = TrainingState.from_json(dict(checkpoint[STATE_KEY], checkpoint=LAST))
                 write_state(ExperimentPaths(path.parent.parent), state)
 
     return AtomicCheckpointIO

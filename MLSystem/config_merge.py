@@ -17,18 +17,20 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from MLSystem.common_config import CommonConfig
 from MLSystem.errors import ConfigError, MLSystemError, suggest
 from MLSystem.paths import ProjectPaths
+from MLSystem.records import SELECTION_KEYS
 from MLSystem.registry import Registry
 from MLSystem.utils.config_base import ConfigBase, FieldInfo
 
 LAYERS = ("common", "dataset", "adapter", "model")
 CONFIG_YAML, OVERRIDE = "config.yaml", "override"
-# Keys that select definitions instead of setting a parameter.
-SELECTION_KEYS = ("dataset", "model", "adapter", "init_from")
+# How the caller turns an ``init_from`` experiment reference into a full ID (the merge itself
+# looks nothing up on disk; the builder passes the experiment store's resolver).
+ParentResolver = Callable[[str], str]
 _SAFE_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_./:+-]*")
 
 
@@ -173,7 +175,8 @@ def _read_base_config(file: Path) -> dict[str, Any]:
     return raw
 
 
-def resolve_selection(registry: Registry, base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Selection:
+def resolve_selection(registry: Registry, base: Mapping[str, Any], overrides: Mapping[str, Any],
+                      resolve_parent: ParentResolver | None = None) -> Selection:
     """Selection from overrides, else ``config.yaml``; the adapter defaults to the one named after the dataset."""
 
     def pick(key: str) -> Any:
@@ -190,20 +193,17 @@ def resolve_selection(registry: Registry, base: Mapping[str, Any], overrides: Ma
     registry.dataset(dataset)
     adapter = registry.adapter(model, pick("adapter") and str(pick("adapter")), dataset)
     init_from = pick("init_from")
-    return Selection(dataset, model, adapter.name, _normalize_init_from(registry.paths, init_from))
+    return Selection(dataset, model, adapter.name, _normalize_init_from(init_from, resolve_parent))
 
 
-def _normalize_init_from(paths: ProjectPaths, value: Any) -> str | None:
+def _normalize_init_from(value: Any, resolve_parent: ParentResolver | None) -> str | None:
     """``PREFIX[/CHECKPOINT]`` -> ``FULL_ID[/CHECKPOINT]``, so a prefix and the full ID hash alike."""
-    from MLSystem.experiment_store import resolve_id
-    from MLSystem.hashing import ID_LENGTH
-
     if not value:
         return None
     ref, _, ckpt = str(value).partition("/")
-    if len(ref) < ID_LENGTH:  # a full ID is kept as is: its folder may be gone when a child is restored
+    if resolve_parent is not None:
         try:
-            ref = resolve_id(paths, ref)
+            ref = resolve_parent(ref)
         except MLSystemError as exc:
             raise ConfigError(f"init_from: {exc}") from None
     ckpt = ckpt.removesuffix(".ckpt")
@@ -216,18 +216,20 @@ def merge_config(
     registry: Registry | None = None,
     paths: ProjectPaths | None = None,
     use_base_config: bool = True,
+    resolve_parent: ParentResolver | None = None,
 ) -> MergedConfig:
     """Merge the layers of the selected definitions and apply overrides.
 
     ``overrides`` is either ``key=value`` strings or an already typed mapping (e.g. from a
-    saved experiment). Raises :class:`ConfigError` listing every problem at once.
+    saved experiment). ``resolve_parent`` turns an ``init_from`` prefix into a full ID (kept as
+    given without it). Raises :class:`ConfigError` listing every problem at once.
     """
     paths = paths or (registry.paths if registry else ProjectPaths.discover())
     registry = registry or Registry.load(paths)
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     base = load_base_config(paths) if use_base_config else {}
-    selection = resolve_selection(registry, base, overrides)
+    selection = resolve_selection(registry, base, overrides, resolve_parent)
 
     layer_classes: dict[str, type[ConfigBase]] = {
         "common": CommonConfig,

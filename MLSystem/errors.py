@@ -42,17 +42,58 @@ class RegistryError(ConfigError):
 
 
 class BadInputError(MLSystemError):
-    """A name, ID or file given by the user that does not exist or is not valid."""
+    """A name, ID or file given by the user that is not valid (HTTP 400)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class NotFoundError(BadInputError):
+    """A job, experiment, checkpoint or file that does not exist (HTTP 404)."""
+
+
+class ConflictError(MLSystemError):
+    """The request is valid but the thing is in the wrong state for it (HTTP 409): a running
+    job cannot be deleted, a finished one cannot be requeued, an experiment is busy..."""
 
     exit_code = ExitCode.BAD_INPUT
 
 
 class UnknownExperimentError(BadInputError):
-    """An experiment ID or prefix that matches no experiment, or more than one."""
+    """An experiment ID or prefix that is malformed or matches more than one experiment."""
 
 
-class ExperimentBusyError(MLSystemError):
+class ExperimentNotFoundError(UnknownExperimentError, NotFoundError):
+    """An experiment ID or prefix that matches no experiment."""
+
+
+class ExperimentBusyError(ConflictError):
+    """Another process holds the experiment's lease."""
+
     exit_code = ExitCode.BUSY
+
+
+class CorruptFileError(MLSystemError, ValueError):
+    """A file MLSystem wrote that cannot be parsed any more (truncated, binary garbage, hand-edited).
+    The message names the file, the problem and what to do. Also a ``ValueError``, so readers
+    that skip unparsable files keep doing so."""
+
+    def __init__(self, path: object, problem: str, advice: str = "fix or remove it"):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}; {advice}")
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of an error, by class (the API never looks at message text)."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, (BadInputError, ConfigError)):
+        return 400
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, CorruptFileError):
+        return 500
+    return 400
 
 
 def suggest(word: str, options: Iterable[str], n: int = 3) -> str:

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from MLSystem.errors import BadInputError, ExitCode, MLSystemError
-from MLSystem.experiment_store import now_iso
 from MLSystem.inspector import PlotSpec, discover_plots
 from MLSystem.loader import LoadedExperiment, load_experiment
 from MLSystem.paths import ProjectPaths
 from MLSystem.utils.atomic import atomic_write, atomic_write_json, read_json
+from MLSystem.utils.clock import now_iso
 
 log = logging.getLogger("MLSystem.plot")
 INDEX = "index.json"

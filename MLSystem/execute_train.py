@@ -26,7 +26,10 @@ from MLSystem import checkpoint_manager as cm
 from MLSystem import experiment_store as store
 from MLSystem.builder import ExperimentBuilder, ExperimentContext
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
+from MLSystem.records import ExperimentStatus
+from MLSystem.utils.clock import now_iso
 
 log = logging.getLogger("MLSystem.train")
 
@@ -77,35 +80,37 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
         log.info("%s", message)
         fingerprint = ctx.fingerprint()
         parent = ctx.selection.init_from.split("/")[0] if ctx.selection.init_from else None
-        meta = store.init_metadata(exp, ctx.identity, ctx.identity_values, fingerprint, parent)
-        if decision.action != cm.NEW and (changed := store.changed_fingerprint(meta, fingerprint)):
+        record = store.init_record(exp, ctx.identity, ctx.identity_values, fingerprint, parent)
+        if decision.action != cm.NEW and (changed := store.changed_fingerprint(record, fingerprint)):
             warning = f"warning: code of {', '.join(changed)} changed since {exp.id} was created; continuing"
             print(warning, file=sys.stderr)
             log.warning(warning)
         store.write_resolved_config(exp, ctx.selection.as_dict(), ctx.all_params, ctx.sources)
-        segment = {"kind": decision.action, "from_epoch": decision.epochs_done, "to_epoch": decision.max_epochs,
-                   "from_step": decision.global_step, "started": store.now_iso(), "pid": os.getpid(),
-                   "status": store.RUNNING}
-        segments = meta.get("segments", []) + [segment]
-        store.update_metadata(exp, status=store.RUNNING, max_epochs=decision.max_epochs, segments=segments,
-                              fingerprint=fingerprint if decision.action == cm.NEW else meta.get("fingerprint"))
+        segment = {"kind": decision.action.value, "from_epoch": decision.epochs_done, "to_epoch": decision.max_epochs,
+                   "from_step": decision.global_step, "started": now_iso(), "pid": os.getpid(),
+                   "status": ExperimentStatus.RUNNING.value}
+        segments = record.segments + [segment]
+        store.update_record(exp, status=ExperimentStatus.RUNNING.value, max_epochs=decision.max_epochs,
+                            segments=segments,
+                            fingerprint=fingerprint if decision.action == cm.NEW else record.fingerprint)
         with contextlib.suppress(FileNotFoundError):
             exp.stop_flag.unlink()  # a request meant for an earlier run
         try:
             code, status, note = _run_trainer(ctx, decision)
         except Exception as exc:
             log.error("training failed:\n%s", traceback.format_exc())
-            segment.update(ended=store.now_iso(), status=store.FAILED)
-            store.update_metadata(exp, status=store.FAILED, segments=segments,
-                                  error=f"{type(exc).__name__}: {exc}"[:500])
+            segment.update(ended=now_iso(), status=ExperimentStatus.FAILED.value)
+            store.update_record(exp, status=ExperimentStatus.FAILED.value, segments=segments,
+                                error=f"{type(exc).__name__}: {exc}"[:500])
             raise
-        state = cm.training_state(exp) or {}
-        segment.update(ended=store.now_iso(), status=status, to_step=state.get("global_step"),
-                       reached_epoch=state.get("epochs_completed"))
-        store.update_metadata(exp, status=status, segments=segments, epochs_done=state.get("epochs_completed", 0),
-                              global_step=state.get("global_step", 0), epoch_seconds=_mean_epoch_seconds(exp))
+        state = cm.training_state(exp)
+        segment.update(ended=now_iso(), status=status, to_step=state.global_step if state else None,
+                       reached_epoch=state.epochs_completed if state else None)
+        done = state.epochs_completed if state else 0
+        store.update_record(exp, status=status, segments=segments, epochs_done=done,
+                            global_step=state.global_step if state else 0, epoch_seconds=mean_epoch_seconds(exp.metrics))
         log.info("finished: %s %s", status, note)
-        return TrainResult(code, exp.id, decision.action, note or message, int(state.get("epochs_completed", 0)))
+        return TrainResult(code, exp.id, decision.action, note or message, done)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -164,27 +169,19 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
         note = f"stopped {exp.id} at step {trainer.global_step}; resumable (checkpoint saved)"
         log.info("%s (%s)", note, type(exc).__name__)
         print(note, flush=True)
-        return ExitCode.STOPPED, store.STOPPED, note
+        return ExitCode.STOPPED, ExperimentStatus.STOPPED.value, note
     finally:
         _restore_signals(previous)
-    state = cm.training_state(exp) or {}
-    if stop.stopped_at_epoch_end and int(state.get("epochs_completed", 0)) < decision.max_epochs:
-        note = f"stopped {exp.id} after epoch {state.get('epochs_completed')}; resumable (checkpoint saved)"
+    state = cm.training_state(exp)
+    done = state.epochs_completed if state else None
+    if stop.stopped_at_epoch_end and (done or 0) < decision.max_epochs:
+        note = f"stopped {exp.id} after epoch {done}; resumable (checkpoint saved)"
         log.info("%s", note)
         print(note, flush=True)
-        return ExitCode.STOPPED, store.STOPPED, note
-    note = f"{exp.id} trained to epoch {state.get('epochs_completed')}/{decision.max_epochs} in {time.time() - t0:.1f}s"
+        return ExitCode.STOPPED, ExperimentStatus.STOPPED.value, note
+    note = f"{exp.id} trained to epoch {done}/{decision.max_epochs} in {time.time() - t0:.1f}s"
     print(note, flush=True)
-    return ExitCode.OK, store.COMPLETE, note
-
-
-def _mean_epoch_seconds(exp) -> float | None:
-    """Mean measured epoch duration so far (queue ETAs read it from experiment.json)."""
-    from MLSystem.metrics_reader import MetricSeries, read_rows
-
-    times = [r["epoch_time"] for r in MetricSeries.from_rows(read_rows(exp.metrics)).epochs
-             if isinstance(r.get("epoch_time"), (int, float))]
-    return round(sum(times) / len(times), 3) if times else None
+    return ExitCode.OK, ExperimentStatus.COMPLETE.value, note
 
 
 def _warm_start(ctx: ExperimentContext, model) -> None:
@@ -266,7 +263,7 @@ def _report_crash(argv: list[str], exc: BaseException) -> None:
         target = ProjectPaths.discover().output / "execute_train-errors.log"
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "a", encoding="utf-8") as fh:
-            fh.write(f"\n[{store.now_iso()}] execute_train {' '.join(argv)}\n{traceback.format_exc()}")
+            fh.write(f"\n[{now_iso()}] execute_train {' '.join(argv)}\n{traceback.format_exc()}")
     first = (str(exc).strip().splitlines() or [""])[0]
     print(f"error: {type(exc).__name__}: {first} (traceback in {target})", file=sys.stderr)
 

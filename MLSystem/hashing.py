@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from MLSystem.config_merge import MergedConfig
+from MLSystem.records import SELECTION_KEYS
+
+if TYPE_CHECKING:  # hints only: the merge sits above hashing
+    from MLSystem.config_merge import MergedConfig
 
 ID_LENGTH = 12
 
 
-def identity(merged: MergedConfig) -> dict[str, Any]:
+def identity(merged: "MergedConfig") -> dict[str, Any]:
     """The dict that is hashed (also stored in ``experiment.json`` to explain IDs)."""
     params = {
         k: merged.params[k]
@@ -41,7 +44,7 @@ def experiment_id(ident: Mapping[str, Any]) -> str:
 def diff_params(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between two identities: ``['lr: 0.001 -> 0.01']``."""
     out = []
-    for key in ("dataset", "model", "adapter", "init_from"):
+    for key in SELECTION_KEYS:
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)} -> {new.get(key)}")
     a, b = old.get("params", {}), new.get("params", {})

@@ -21,10 +21,10 @@ from typing import Any
 from MLSystem import checkpoint_manager as cm
 from MLSystem import experiment_store as store
 from MLSystem.builder import ExperimentBuilder, ExperimentContext
-from MLSystem.config_merge import SELECTION_KEYS
 from MLSystem.errors import BadInputError
 from MLSystem.metrics_reader import MetricSeries, read_rows
 from MLSystem.paths import ExperimentPaths, ProjectPaths
+from MLSystem.records import SELECTION_KEYS, ExperimentRecord, TrainingState
 from MLSystem.registry import Registry
 
 log = logging.getLogger("MLSystem.loader")
@@ -60,11 +60,18 @@ class LoadedExperiment:
         return self.context.exp
 
     @property
-    def metadata(self) -> dict[str, Any]:
-        return store.read_metadata(self.exp) or {}
+    def record(self) -> ExperimentRecord | None:
+        """``experiment.json`` (re-read on every access: training may be running)."""
+        return store.read_record(self.exp)
 
     @property
-    def state(self) -> dict[str, Any] | None:
+    def metadata(self) -> dict[str, Any]:
+        """``experiment.json`` as a plain dict (prefer :attr:`record`)."""
+        record = self.record
+        return record.to_dict() if record else {}
+
+    @property
+    def state(self) -> TrainingState | None:
         return store.read_state(self.exp)
 
     # -- metrics -------------------------------------------------------------------------------
@@ -179,10 +186,10 @@ def restore_context(paths: ProjectPaths, eid: str) -> tuple[ExperimentContext, l
     values = {**selection, **{k: v for k, v in params.items() if k in known}}
     ctx = ExperimentBuilder(values, paths=paths, registry=registry, use_base_config=False).build()
     if ctx.experiment_id != eid:
-        meta = store.read_metadata(exp) or {}
+        record = store.read_record(exp)
         warnings.append(f"the definitions changed since {eid} was created: its saved config now hashes to "
                         f"{ctx.experiment_id}; loading it as {eid}")
-        ctx = ExperimentContext(eid, ctx.merged, meta.get("identity") or ctx.identity, paths, registry)
+        ctx = ExperimentContext(eid, ctx.merged, (record.identity if record else None) or ctx.identity, paths, registry)
     # Keep the provenance recorded at training time, not "override" for every restored value.
     ctx.merged.sources.update({k: v for k, v in (saved.get("sources") or {}).items() if k in known})
     for w in warnings:

@@ -105,6 +105,11 @@ class MetricSeries:
         """Event rows of runs that continued an existing experiment (resume / extend)."""
         return [e for e in self.events if is_resume(e)]
 
+    def epoch_times(self) -> list[float]:
+        """Measured durations of the epochs (seconds)."""
+        return [float(r["epoch_time"]) for r in self.epochs
+                if isinstance(r.get("epoch_time"), (int, float)) and not isinstance(r.get("epoch_time"), bool)]
+
     def epoch_metric_names(self, prefix: str = "val_") -> list[str]:
         names: dict[str, None] = {}
         for row in self.epochs:
@@ -112,6 +117,13 @@ class MetricSeries:
                 if key.startswith(prefix) and isinstance(value, (int, float)):
                     names[key] = None
         return list(names)
+
+
+def mean_epoch_seconds(path: str | os.PathLike) -> float | None:
+    """Mean measured epoch duration of a metrics log, or None before the first epoch ended
+    (``execute_train`` records it in ``experiment.json``; queue ETAs read it from there)."""
+    times = MetricSeries.from_rows(read_rows(path)).epoch_times()
+    return round(sum(times) / len(times), 3) if times else None
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:

@@ -25,7 +25,7 @@ import torch
 from pytorch_lightning import Callback
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from MLSystem.checkpoint_manager import STATE_KEY
+from MLSystem.records import STATE_KEY
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

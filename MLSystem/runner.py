@@ -26,19 +26,22 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.experiment_store import lease_holder, trained_epochs
 from MLSystem.job_hooks import Hooks
-from MLSystem.job_queue import Job, JobQueue, Kind, Status, format_seconds, now_iso, pid_alive
+from MLSystem.jobs import Job, Kind, Status
 from MLSystem.paths import ProjectPaths
-from MLSystem.utils.atomic import atomic_write_json, read_json
+from MLSystem.queue_store import JobQueue
+from MLSystem.runner_record import RunnerLock, runner_info
+from MLSystem.utils.clock import format_seconds, now_iso, parse_iso
 
 POLL_S = 0.05  # how often an idle runner looks for new jobs (submit-to-start latency)
 BUSY_BACKOFF_S = 3.0
@@ -101,7 +104,7 @@ class Runner:
         self.proc: subprocess.Popen | None = None
         self.current: Job | None = None
         self.counts = {s.value: 0 for s in Status}
-        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+        self.info = runner_info()
         self.hooks = Hooks([])
 
     # -- output ----------------------------------------------------------------------------------
@@ -113,19 +116,14 @@ class Runner:
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> int:
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.queue.paths.runner_lock), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            holder = read_json(self.queue.paths.runner_info) or {}
+        lock = RunnerLock(self.queue.paths, self.info)
+        if not lock.acquire():
+            holder = lock.holder()
             self.say("busy", f"another runner is active on {self.queue.paths.root}: pid {holder.get('pid', '?')} "
                              f"on {holder.get('host', '?')} since {holder.get('since', '?')}; exiting",
                      holder=holder)
             return int(ExitCode.OK)
         try:
-            atomic_write_json(self.queue.paths.runner_info, self.info)
             self.hooks = Hooks.load(self.queue.paths, say=lambda text: self.say("hook", text))
             previous = self._install_signals()
             try:
@@ -134,8 +132,6 @@ class Runner:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                self.queue.paths.runner_info.unlink()
             lock.release()
 
     def _run_locked(self) -> int:
@@ -173,18 +169,10 @@ class Runner:
         if job.kind != Kind.TRAIN.value or not job.experiment_id:
             return None
         exp = self.queue.project.experiment(job.experiment_id)
-        owner = read_json(exp.lease_owner) or {}
-        if not owner or (owner.get("host") == self.info["host"] and not pid_alive(owner.get("pid"))):
+        owner = lease_holder(exp, probe=True)
+        if owner is None:
             return None
-        from filelock import FileLock, Timeout
-
-        probe = FileLock(str(exp.lease), timeout=0)
-        try:
-            probe.acquire()
-        except Timeout:
-            return f"experiment {exp.id} is busy: {owner.get('purpose', 'training')} by pid {owner.get('pid')}"
-        probe.release()  # a stale owner file: not busy
-        return None
+        return f"experiment {exp.id} is busy: {owner.get('purpose', 'training')} by pid {owner.get('pid')}"
 
     # -- one job ---------------------------------------------------------------------------------
     def _command(self, job: Job) -> list[str]:
@@ -252,65 +240,25 @@ class Runner:
     def _epochs(self, job: Job) -> int | None:
         if job.kind != Kind.TRAIN.value or not job.experiment_id:
             return None
-        state = read_json(self.queue.project.experiment(job.experiment_id).state) or {}
-        return int(state.get("epochs_completed", 0))
+        return trained_epochs(self.queue.project.experiment(job.experiment_id))
 
     def _file(self, job: Job, rc: int, ended: str, log_path: Path, offset: int) -> None:
         """Decide where the finished process leaves its job."""
         q = self.queue
         current = q.running(job.id) or job  # re-read: a stop may have been requested meanwhile
         tail = _log_tail(log_path, offset)
-        last = tail.splitlines()[-1] if tail else ""
-        fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job)}
-        requeue_hint = f"requeue with: python -m MLSystem.submit --requeue {job.id}"
-        stop_asked = bool(current.stop_requested)
-        if rc == ExitCode.OK:
-            status, fields["note"] = Status.FINISHED, last or "finished"
-        elif rc == ExitCode.STOPPED and stop_asked:
-            status, fields["note"] = Status.STOPPED, f"stopped on request (resumable; {requeue_hint})"
-        elif rc == ExitCode.STOPPED and self.shutdown:
-            status = Status.PENDING
-            fields.update(attempts=current.attempts - 1,  # the runner's stop is not the job's failure
-                          note=f"interrupted: runner stopped by {self.shutdown}; resumes at the next runner start")
-        elif rc == ExitCode.STOPPED:
-            status, fields["note"] = Status.PENDING, "interrupted by a signal from outside (checkpoint saved); requeued"
-        elif rc == ExitCode.BUSY:
-            status = Status.PENDING
-            fields.update(attempts=current.attempts - 1, not_before=time.time() + BUSY_BACKOFF_S,
-                          note=f"waiting: {last or 'experiment busy'}")
-        elif rc < 0:
-            name = _signal_name(-rc)
-            fields["signal"] = name
-            if self.shutdown and -rc in (signal.SIGTERM, signal.SIGINT):
-                status = Status.PENDING
-                fields.update(attempts=current.attempts - 1, note=f"interrupted: runner stopped by {self.shutdown}")
-            else:
-                status = Status.FAILED
-                fields["error"] = (f"killed by {name} (signal {-rc}): out of memory or killed from outside; "
-                                   f"{requeue_hint}" + (f"\n{tail}" if tail else ""))
-        else:
-            status = Status.FAILED
-            what = "bad input" if rc == ExitCode.BAD_INPUT else "failed"
-            fields["error"] = f"exit {rc} ({what}): " + (tail or "no output")
-            fields["note"] = f"exit {rc} ({what}): {_error_line(tail)}"
-        if status == Status.PENDING and rc == ExitCode.STOPPED and not self.shutdown \
-                and current.attempts >= current.max_attempts:
-            status, fields["error"] = Status.FAILED, f"interrupted {current.attempts} times; limit max_attempts"
-        if status == Status.FAILED:
-            fields.setdefault("note", (fields.get("error") or "").splitlines()[0])
+        outcome = classify_exit(rc, stop_requested=bool(current.stop_requested), shutdown=self.shutdown,
+                                attempts=current.attempts, max_attempts=current.max_attempts, tail=tail,
+                                job_id=job.id, now=time.time())
+        fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job), **outcome.fields}
+        status = outcome.status
         done = q.complete(current, status, **fields)
         self.counts[status.value] += 1
         self.hooks.job_ended(done)
-        took = (time.time() - (self._started_ts(done) or time.time()))
+        took = (time.time() - (parse_iso(done.started) or time.time()))
         self.say(status.value, f"{status.value}: {job.id} (exit {rc}, {format_seconds(took)}) {done.note}",
                  job=job.id, exit_code=rc, status=status.value, experiment_id=job.experiment_id,
                  error=done.error)
-
-    @staticmethod
-    def _started_ts(job: Job) -> float | None:
-        from MLSystem.job_queue import parse_iso
-
-        return parse_iso(job.started)
 
     # -- signals ---------------------------------------------------------------------------------
     def _install_signals(self) -> dict:
@@ -328,6 +276,65 @@ class Runner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
         return previous
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a job goes after its process ended, and the fields to record on it."""
+
+    status: Status
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def classify_exit(rc: int, *, stop_requested: bool, shutdown: str | None, attempts: int, max_attempts: int,
+                  tail: str = "", job_id: str = "JOB", now: float = 0.0) -> Outcome:
+    """The filing rule, as a pure function of how the process ended.
+
+    ``rc``: the exit status (negative: killed by that signal); ``stop_requested``: a user asked
+    this job to stop; ``shutdown``: the signal that is stopping the runner itself (None if not);
+    ``attempts``/``max_attempts``: the job's run count and limit; ``tail``: the attempt's log tail.
+
+    * 0 -> finished; 3 on request -> stopped; 3 or SIGTERM/SIGINT while the runner stops ->
+      pending, and the attempt does not count; 3 from an outside signal -> pending (failed past
+      ``max_attempts``); 4 (experiment busy) -> pending after a back-off, not counted;
+    * killed by another signal -> failed, naming it; any other exit -> failed with the log tail.
+    """
+    last = tail.splitlines()[-1] if tail else ""
+    hint = f"requeue with: python -m MLSystem.submit --requeue {job_id}"
+    out: dict[str, Any] = {}
+    if rc == ExitCode.OK:
+        status, out["note"] = Status.FINISHED, last or "finished"
+    elif rc == ExitCode.STOPPED and stop_requested:
+        status, out["note"] = Status.STOPPED, f"stopped on request (resumable; {hint})"
+    elif rc == ExitCode.STOPPED and shutdown:
+        status = Status.PENDING
+        out.update(attempts=attempts - 1,  # the runner's stop is not the job's failure
+                   note=f"interrupted: runner stopped by {shutdown}; resumes at the next runner start")
+    elif rc == ExitCode.STOPPED:
+        status, out["note"] = Status.PENDING, "interrupted by a signal from outside (checkpoint saved); requeued"
+        if attempts >= max_attempts:
+            status, out["error"] = Status.FAILED, f"interrupted {attempts} times; limit max_attempts"
+    elif rc == ExitCode.BUSY:
+        status = Status.PENDING
+        out.update(attempts=attempts - 1, not_before=now + BUSY_BACKOFF_S, note=f"waiting: {last or 'experiment busy'}")
+    elif rc < 0:
+        name = _signal_name(-rc)
+        out["signal"] = name
+        if shutdown and -rc in (signal.SIGTERM, signal.SIGINT):
+            status = Status.PENDING
+            out.update(attempts=attempts - 1, note=f"interrupted: runner stopped by {shutdown}")
+        else:
+            status = Status.FAILED
+            out["error"] = (f"killed by {name} (signal {-rc}): out of memory or killed from outside; {hint}"
+                            + (f"\n{tail}" if tail else ""))
+    else:
+        status = Status.FAILED
+        what = "bad input" if rc == ExitCode.BAD_INPUT else "failed"
+        out["error"] = f"exit {rc} ({what}): " + (tail or "no output")
+        out["note"] = f"exit {rc} ({what}): {_error_line(tail)}"
+    if status == Status.FAILED:
+        out.setdefault("note", (out.get("error") or "").splitlines()[0])
+    return Outcome(status, out)
 
 
 def _error_line(tail: str) -> str:

@@ -26,22 +26,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from MLSystem.builder import ExperimentBuilder
+from MLSystem.config_merge import expand_sweeps, parse_overrides, to_override
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
-from MLSystem.job_queue import (
-    DEFAULT_MAX_ATTEMPTS,
-    Job,
-    JobQueue,
-    Kind,
-    QueueError,
-    Status,
-    estimate,
-    format_seconds,
-    new_job_id,
-    parse_iso,
-)
+from MLSystem.eta import estimate
+from MLSystem.experiment_store import resolve_id
+from MLSystem.jobs import DEFAULT_MAX_ATTEMPTS, Action, Job, Kind, QueueError, QueueInputError, Status, new_job_id
 from MLSystem.paths import ProjectPaths
-
-COMPLETE = "complete"
+from MLSystem.queue_store import JobQueue
+from MLSystem.records import SELECTION_KEYS, ExperimentRecord
+from MLSystem.registry import Registry
+from MLSystem.utils.clock import format_seconds, parse_iso
 
 
 @dataclass
@@ -66,10 +61,6 @@ class SubmitReport:
 
 def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list[Planned]:
     """Expand sweeps and validate every combination; raises :class:`ConfigError` naming the bad one."""
-    from MLSystem.builder import ExperimentBuilder
-    from MLSystem.config_merge import expand_sweeps, parse_overrides
-    from MLSystem.registry import Registry
-
     paths = paths or ProjectPaths.discover()
     overrides = list(overrides)
     combos = expand_sweeps(overrides)
@@ -110,7 +101,7 @@ def submit(overrides: Iterable[str], *, priority: int = 0, force: bool = False, 
                 reason = f"already {other.status} as {other.id} (use --force to queue it again)"
             elif p.experiment_id in seen:
                 reason = "same experiment as an earlier combination of this submission"
-            elif p.action == COMPLETE:
+            elif p.action == Action.COMPLETE:
                 reason = f"{p.message}: nothing to train (raise max_epochs for more, or --force)"
         if reason:
             report.skipped.append({"experiment_id": p.experiment_id, "args": p.args, "reason": reason})
@@ -129,25 +120,21 @@ def submit(overrides: Iterable[str], *, priority: int = 0, force: bool = False, 
 
 def submit_plot(experiment: str, *, priority: int = 0, queue: JobQueue | None = None) -> Job:
     """Queue ``python -m MLSystem.execute_plot EXPERIMENT_ID`` (the experiment must exist)."""
-    from MLSystem.experiment_store import resolve_id
-
     queue = queue or JobQueue()
     eid = resolve_id(queue.project, experiment)
-    return queue.add(Job(id=new_job_id(), kind=Kind.PLOT.value, args=[eid], experiment_id=eid, action="plot",
+    return queue.add(Job(id=new_job_id(), kind=Kind.PLOT.value, args=[eid], experiment_id=eid, action=Action.PLOT.value,
                          priority=int(priority), note=f"submitted: plots of {eid}"))
 
 
 def edit_overrides(queue: JobQueue, ref: str, changes: Iterable[str], *, replace: bool = False) -> Job:
     """Merge ``key=value`` changes into a pending train job (``replace``: they become its whole
     override list, as the cockpit's edit form sends), re-validate and re-derive its experiment."""
-    from MLSystem.config_merge import parse_overrides
-
     job = queue.get(ref)
     if job.kind != Kind.TRAIN.value:
         raise QueueError(f"job {job.id} is a {job.kind} job; only train jobs have overrides to edit")
     changes = list(changes)
     if not changes:
-        raise QueueError("--edit: give the key=value overrides to change")
+        raise QueueInputError("--edit: give the key=value overrides to change")
     parse_overrides(changes)  # rejects sweeps: one job stays one job
     args = changes if replace else with_overrides(job.args, changes)
     [p] = plan(args, paths=queue.project)
@@ -162,13 +149,11 @@ def with_overrides(args: Iterable[str], changes: Iterable[str]) -> list[str]:
     return [a for a in args if a.split("=", 1)[0] not in keys] + changes
 
 
-def experiment_overrides(metadata: dict[str, Any]) -> list[str]:
+def experiment_overrides(record: ExperimentRecord) -> list[str]:
     """The overrides that rebuild an existing experiment (same ID): its selection, warm-start
     parent and the identity values that differ from the defaults (``experiment.json`` "identity")."""
-    from MLSystem.config_merge import to_override
-
-    ident = metadata.get("identity") or {}
-    args = [to_override(k, ident[k]) for k in ("dataset", "model", "adapter", "init_from") if ident.get(k)]
+    ident = record.identity
+    args = [to_override(k, ident[k]) for k in SELECTION_KEYS if ident.get(k)]
     return args + [to_override(k, v) for k, v in sorted((ident.get("params") or {}).items())]
 
 
@@ -235,12 +220,12 @@ def _do_list(queue: JobQueue, out: _Out, show_all: bool) -> None:
     by_status: dict[str, list[Job]] = {s.value: [] for s in Status}
     for j in jobs:
         by_status[j.status].append(j)
-    for j in by_status["running"]:
+    for j in by_status[Status.RUNNING]:
         since = parse_iso(j.started)
         took = format_seconds(time.time() - since) if since else "?"
         print(f"running   {j.id}  {j.experiment_id or '-':<12}  pid {j.pid}  {took} so far  "
               f"{'(stop requested) ' if j.stop_requested else ''}{' '.join(j.args)}")
-    for n, j in enumerate(by_status["pending"], 1):
+    for n, j in enumerate(by_status[Status.PENDING], 1):
         eta = etas.get(j.id)
         when = "held" if j.held else (("≥" if eta and eta.lower_bound else "") + format_seconds(eta.start_in)
                                        if eta else "?")
@@ -248,7 +233,7 @@ def _do_list(queue: JobQueue, out: _Out, show_all: bool) -> None:
         print(f"pending {n:>3} {j.id}  {j.experiment_id or '-':<12}  p{j.priority:<3} {j.action or j.kind:<8} "
               f"starts in {when:<8} takes {took:<7} {' '.join(j.args)}"
               + (f"  [{j.note}]" if j.note.startswith("waiting") else ""))
-    for s in ("finished", "stopped", "failed"):
+    for s in (Status.FINISHED, Status.STOPPED, Status.FAILED):
         shown = by_status[s] if show_all else by_status[s][:10]
         for j in shown:
             first = (j.error or j.note or "").splitlines()[0] if (j.error or j.note) else ""
@@ -275,12 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
     if (args.before or args.after) and not args.move:
-        raise QueueError("--before/--after go with --move JOB")
+        raise QueueInputError("--before/--after go with --move JOB")
     extra_ok = args.edit is not None or not (args.list or args.show or args.stop or args.requeue or args.delete
                                               or args.hold or args.release or args.next or args.set_priority
                                               or args.move or args.drain or args.plot)
     if args.overrides and not extra_ok:
-        raise QueueError(f"unexpected overrides {' '.join(args.overrides)}: they go with a new job or --edit")
+        raise QueueInputError(f"unexpected overrides {' '.join(args.overrides)}: they go with a new job or --edit")
     if args.list:
         _do_list(queue, out, args.all)
     elif args.show:
@@ -309,12 +294,12 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
         try:
             priority = int(value)
         except ValueError:
-            raise QueueError(f"--set-priority: {value!r} is not an integer") from None
+            raise QueueInputError(f"--set-priority: {value!r} is not an integer") from None
         job = queue.set_priority(ref, priority)
         out.emit(job.to_dict(), f"{job.id} priority {job.priority}")
     elif args.move:
         if (args.before is None) == (args.after is None):
-            raise QueueError("--move JOB: also give --before OTHER or --after OTHER (one of them)")
+            raise QueueInputError("--move JOB: also give --before OTHER or --after OTHER (one of them)")
         job = queue.move(args.move, before=args.before, after=args.after)
         out.emit(job.to_dict(), f"moved {job.id} {'before ' + args.before if args.before else 'after ' + str(args.after)}"
                                 f" (priority {job.priority})")
@@ -339,7 +324,7 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
                  f"queued {job.id}  experiment {job.experiment_id}  plot")
     else:
         if not args.overrides:
-            raise QueueError("nothing to submit: give key=value overrides (e.g. dataset=digits model=cnn) "
+            raise QueueInputError("nothing to submit: give key=value overrides (e.g. dataset=digits model=cnn) "
                              "or an action such as --list; see --help")
         report = submit(args.overrides, priority=args.priority, force=args.force, held=args.held,
                         max_attempts=args.max_attempts, dry_run=args.dry_run, queue=queue)

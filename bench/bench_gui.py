@@ -30,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from MLSystem.job_queue import Job, JobQueue, new_job_id  # noqa: E402
+from MLSystem.jobs import Job, new_job_id  # noqa: E402
+from MLSystem.queue_store import JobQueue  # noqa: E402
 from MLSystem.paths import ProjectPaths  # noqa: E402
 
 LAST_STEP_JS = """

@@ -42,13 +42,14 @@ def env_for(root: Path) -> dict[str, str]:
 
 
 def ts(text: str) -> float:
-    from MLSystem.job_queue import parse_iso
+    from MLSystem.utils.clock import parse_iso
 
     return parse_iso(text)
 
 
 def bench_submit_and_list(root: Path, n: int, n_validated: int) -> list[tuple[str, str, str, str]]:
-    from MLSystem.job_queue import Job, JobQueue, new_job_id
+    from MLSystem.jobs import Job, new_job_id
+    from MLSystem.queue_store import JobQueue
     from MLSystem.submit import submit
 
     q = JobQueue()
@@ -94,7 +95,8 @@ def wait_for(pred, timeout=120.0):
 
 
 def bench_runner(root: Path, n_gap: int, n_latency: int) -> list[tuple[str, str, str, str]]:
-    from MLSystem.job_queue import JobQueue, Status
+    from MLSystem.jobs import Status
+    from MLSystem.queue_store import JobQueue
     from MLSystem.submit import submit
 
     subprocess.run([sys.executable, "-m", "MLSystem.execute_train", *TRAINED], cwd=root, env=env_for(root),

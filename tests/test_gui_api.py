@@ -14,7 +14,8 @@ from conftest import FAST
 from gui_fixtures import experiment_ids
 from MLSystem.gui.auth import TOKEN_ENV
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES
-from MLSystem.job_queue import JobQueue, Status
+from MLSystem.jobs import Status
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 
 BAD_IDS = ["..%2F..%2Fconfigs", "x%20y", "%2Eenv", "a" * 200]

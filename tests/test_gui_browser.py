@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, cli_env, wait_for
 
-from MLSystem.job_queue import JobQueue, Status
+from MLSystem.jobs import Status
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 
 ARTIFACTS = REPO / "test-artifacts"

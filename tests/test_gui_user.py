@@ -15,7 +15,7 @@ from nicegui.testing import User
 
 from conftest import FAST
 from gui_fixtures import experiment_ids
-from MLSystem.job_queue import JobQueue
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 from MLSystem.submit import submit
 
@@ -109,7 +109,7 @@ async def test_failed_job_shows_error_and_log_and_requeues(user: User) -> None:
     job_id = submit(["dataset=digits", "model=mlp", "lr=0.7", "max_epochs=1", *FAST]).queued[0]["job"]
     job = q.claim_next({"pid": os.getpid(), "host": q.host})
     q.paths.log(job_id).write_text("line one\nTraceback: boom\n")
-    from MLSystem.job_queue import Status
+    from MLSystem.jobs import Status
 
     q.complete(job, Status.FAILED, exit_code=1, error="RuntimeError: boom", ended="2026-01-01T00:00:00+00:00")
     await user.open("/queue")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, run_cli
-from MLSystem.job_queue import (VERSION, Job, JobQueue, Kind, QueueError, Status, estimate, job_from_dict,
-                                new_job_id)
+from MLSystem.eta import estimate
+from MLSystem.jobs import VERSION, Job, Kind, QueueError, Status, job_from_dict, new_job_id
+from MLSystem.queue_store import JobQueue
 from MLSystem.submit import submit
 
 CNN = ["dataset=digits", "model=cnn", "max_epochs=2", *FAST]

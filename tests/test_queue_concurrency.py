@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from conftest import FAST, cli_env, run_cli
-from MLSystem.job_queue import JobQueue
+from MLSystem.queue_store import JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,8 @@ ARGS = ["dataset=digits", "model=mlp", "max_epochs=1", *FAST]
 # Submits N jobs of one (already trained) experiment, reordering random pending jobs after each.
 SUBMITTER = textwrap.dedent("""
     import json, random, sys
-    from MLSystem.job_queue import JobQueue, QueueError
+    from MLSystem.jobs import QueueError
+    from MLSystem.queue_store import JobQueue
     from MLSystem.submit import submit
     seed, n, args = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
     rnd, q = random.Random(seed), JobQueue()

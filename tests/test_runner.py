@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import FAST, cli_env, run_cli, wait_for
 
-from MLSystem.job_queue import Job, JobQueue, new_job_id, pid_alive
+from MLSystem.jobs import Job, new_job_id
+from MLSystem.queue_store import JobQueue
+from MLSystem.utils.procs import pid_alive
 from MLSystem.submit import submit
 
 pytestmark = pytest.mark.slow

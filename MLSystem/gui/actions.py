@@ -8,20 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from MLSystem.checkpoint_manager import find_checkpoint
 from MLSystem.config_merge import to_override
-from MLSystem.errors import BadInputError
-from MLSystem.experiment_store import read_metadata, resolve_id
-from MLSystem.job_queue import JobQueue, Status
-from MLSystem.paths import ProjectPaths
+from MLSystem.errors import BadInputError, CorruptFileError
+from MLSystem.experiment_store import read_record, read_state, resolve_id
+from MLSystem.jobs import Status
+from MLSystem.paths import ExperimentPaths, ProjectPaths
+from MLSystem.queue_store import JobQueue
+from MLSystem.records import ExperimentRecord, TrainingState
 from MLSystem.submit import SubmitReport, experiment_overrides, submit, with_overrides
 
 
-def experiment_record(paths: ProjectPaths, ref: str) -> tuple[str, dict[str, Any]]:
+def experiment_record(paths: ProjectPaths, ref: str) -> tuple[str, ExperimentRecord]:
+    """The full ID and record of an experiment; a damaged ``experiment.json`` raises an error naming it."""
     eid = resolve_id(paths, ref)
-    meta = read_metadata(paths.experiment(eid))
-    if not meta:
+    record = read_record(paths.experiment(eid))
+    if record is None:
         raise BadInputError(f"experiment {eid}: no experiment.json (not created by MLSystem?)")
-    return eid, meta
+    return eid, record
+
+
+def training_state(exp: ExperimentPaths) -> TrainingState | None:
+    """``state.json`` for display (a garbled one shows as no state; training reads the checkpoint)."""
+    try:
+        return read_state(exp)
+    except CorruptFileError:
+        return None
 
 
 def _replace(args: list[str], **values: Any) -> list[str]:
@@ -31,20 +43,18 @@ def _replace(args: list[str], **values: Any) -> list[str]:
 
 def continue_overrides(paths: ProjectPaths, ref: str, max_epochs: int | None = None) -> list[str]:
     """Overrides that resume (same ``max_epochs``) or extend (a larger one) an experiment."""
-    eid, meta = experiment_record(paths, ref)
-    target = max_epochs if max_epochs is not None else meta.get("max_epochs")
-    return _replace(experiment_overrides(meta), max_epochs=target)
+    eid, record = experiment_record(paths, ref)
+    target = max_epochs if max_epochs is not None else record.max_epochs
+    return _replace(experiment_overrides(record), max_epochs=target)
 
 
 def warm_start_overrides(paths: ProjectPaths, ref: str, checkpoint: str, *, max_epochs: int,
                          batch_size: int | None = None, limit_samples: int | None = None) -> list[str]:
     """A new experiment initialised from ``ref``'s ``checkpoint`` (its parent is recorded; the
     original is never rewritten), with the parent's hyperparameters unless changed here."""
-    from MLSystem.checkpoint_manager import find_checkpoint
-
-    eid, meta = experiment_record(paths, ref)
+    eid, record = experiment_record(paths, ref)
     name = find_checkpoint(paths.experiment(eid), checkpoint).stem
-    return _replace(experiment_overrides(meta), init_from=f"{eid}/{name}", max_epochs=max_epochs,
+    return _replace(experiment_overrides(record), init_from=f"{eid}/{name}", max_epochs=max_epochs,
                     batch_size=batch_size, limit_samples=limit_samples)
 
 

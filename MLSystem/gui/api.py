@@ -15,18 +15,21 @@ from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from MLSystem.errors import ConfigError, MLSystemError
+from MLSystem.errors import ConfigError, ConflictError, MLSystemError, NotFoundError, http_status
+from MLSystem.experiment_store import live_status
 from MLSystem.gui import actions, validate
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES, InferenceError, check_upload
-from MLSystem.utils.tail import read_range
-from MLSystem.job_queue import QueueError, Status
+from MLSystem.jobs import Status
+from MLSystem.runner import start_detached
 from MLSystem.submit import edit_overrides, plan, submit, submit_plot
+from MLSystem.utils.tail import read_range
 
 # Files of an experiment folder the API serves (checkpoints are not downloadable through it).
 SERVED_FILES = ("config.yaml", "experiment.json", "state.json", "metrics.jsonl", "progress.json", "samples.jsonl",
                 "train.log")
-STATUSES = Literal["pending", "running", "finished", "failed", "stopped"]
+STATUSES = Literal["pending", "running", "finished", "failed", "stopped"]  # the values of jobs.Status
+assert set(STATUSES.__args__) == {s.value for s in Status}
 
 
 class JobRequest(BaseModel):
@@ -71,22 +74,12 @@ class WarmStartRequest(BaseModel):
     priority: int = 0
 
 
-def _status_for(exc: MLSystemError) -> int:
-    text = str(exc)
-    if isinstance(exc, validate.InvalidInput) or isinstance(exc, ConfigError):
-        return 400
-    if "no such" in text or "not found" in text or "no checkpoint" in text:
-        return 404
-    if isinstance(exc, QueueError):
-        return 409
-    return 400
-
-
 async def _error(request: Request, exc: MLSystemError) -> JSONResponse:
+    """Every MLSystem error as ``{"detail": ...}``; the status code comes from its class."""
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, ConfigError):
         body["problems"] = exc.problems
-    return JSONResponse(body, status_code=_status_for(exc))
+    return JSONResponse(body, status_code=http_status(exc))
 
 
 def _report(report) -> dict[str, Any]:
@@ -104,7 +97,7 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
                   limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         queue = cockpit.queue()
         jobs = queue.list([Status(s) for s in status] or None)
-        etas = cockpit.etas([j for j in jobs if j.status in ("pending", "running")])
+        etas = cockpit.etas([j for j in jobs if j.status in (Status.PENDING, Status.RUNNING)])
         rows = []
         for job in jobs[offset: offset + limit]:
             row = job.to_dict()
@@ -179,8 +172,6 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
 
     @api.post("/runner/start", tags=["runner"], summary="Start a detached transient runner (no-op if one runs)")
     def runner_start() -> dict[str, Any]:
-        from MLSystem.runner import start_detached
-
         queue = cockpit.queue()
         active = queue.active_runner()
         if active:
@@ -193,7 +184,7 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
         if body.cancel:
             return {"drain": False, "was_requested": queue.cancel_drain()}
         if queue.active_runner() is None:
-            raise HTTPException(409, "no runner is active; nothing to drain")
+            raise ConflictError("no runner is active; nothing to drain")
         queue.request_drain()
         return {"drain": True}
 
@@ -208,12 +199,12 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
 
     @api.get("/experiments/{experiment_id}", tags=["experiments"], summary="Metadata, state and resolved config")
     def experiment(experiment_id: str) -> dict[str, Any]:
-        from MLSystem.experiment_store import read_state
-
-        eid, meta = actions.experiment_record(cockpit.paths, validate.experiment_ref(experiment_id))
+        eid, record = actions.experiment_record(cockpit.paths, validate.experiment_ref(experiment_id))
         exp = cockpit.paths.experiment(eid)
         config = exp.resolved_config.read_text(encoding="utf-8") if exp.resolved_config.is_file() else ""
-        return {"id": eid, "metadata": meta, "state": read_state(exp), "config_yaml": config,
+        state = actions.training_state(exp)
+        metadata = {**record.to_dict(), "status": live_status(exp, record)}
+        return {"id": eid, "metadata": metadata, "state": state.to_dict() if state else None, "config_yaml": config,
                 "best": cockpit.experiments.best(eid), "children": cockpit.experiments.children(eid)}
 
     @api.get("/experiments/{experiment_id}/metrics", tags=["experiments"],
@@ -241,7 +232,7 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
         if not (path in SERVED_FILES or path.startswith("plots/")):
             raise validate.InvalidInput(f"file {path!r}: served are plots/… and {', '.join(SERVED_FILES)}")
         if not target.is_file():
-            raise HTTPException(404, f"file {path!r} not found in experiment {eid}")
+            raise NotFoundError(f"file {path!r} not found in experiment {eid}")
         return FileResponse(target)
 
     @api.post("/experiments/{experiment_id}/plots", tags=["experiments"], summary="Queue a plot job")

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from MLSystem.gui.index import CheckpointIndex, ExperimentIndex
 from MLSystem.gui.inference import ModelCache
-from MLSystem.job_queue import Eta, Job, JobQueue, Status, estimate
+from MLSystem.eta import Eta, estimate
+from MLSystem.jobs import Job, Status
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 from MLSystem.registry import Registry
 
@@ -48,7 +50,7 @@ class Cockpit:
         """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread)."""
         with self._eta_lock:
             at, cached = self._etas
-            if time.monotonic() - at > ETA_TTL_S or any(j.id not in cached for j in jobs if j.status == "pending"):
+            if time.monotonic() - at > ETA_TTL_S or any(j.id not in cached for j in jobs if j.status == Status.PENDING):
                 cached = estimate(self.queue(), jobs)
                 self._etas = (time.monotonic(), cached)
             return cached

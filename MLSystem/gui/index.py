@@ -16,6 +16,7 @@ from MLSystem.checkpoint_manager import CheckpointInfo, list_checkpoints
 from MLSystem.experiment_store import ExperimentSummary, list_experiments
 from MLSystem.gui.series import LiveSeries, SeriesFollower, best_metrics
 from MLSystem.paths import ProjectPaths
+from MLSystem.records import ExperimentStatus
 
 SORT_KEYS = ("updated", "created", "id", "dataset", "model", "adapter", "status", "epochs")
 
@@ -28,13 +29,15 @@ class Page:
 
 
 def summary_row(s: ExperimentSummary) -> dict[str, Any]:
-    meta, state = s.metadata, s.state or {}
-    done = int(state.get("epochs_completed", meta.get("epochs_done", 0)) or 0)
-    target = meta.get("max_epochs") or state.get("max_epochs")
-    return {"id": s.id, "dataset": meta.get("dataset", ""), "model": meta.get("model", ""),
-            "adapter": meta.get("adapter", ""), "status": meta.get("status", ""), "epochs_done": done,
-            "max_epochs": target, "epochs": f"{done}/{target if target is not None else '?'}",
-            "created": meta.get("created", ""), "updated": meta.get("updated", ""), "parent": meta.get("parent")}
+    record, done = s.record, s.epochs_done
+    target = record.max_epochs or (s.state.max_epochs if s.state else None)
+    row = {"id": s.id, "dataset": record.dataset, "model": record.model, "adapter": record.adapter,
+           "status": record.status, "epochs_done": done, "max_epochs": target,
+           "epochs": f"{done}/{target if target is not None else '?'}", "created": record.created,
+           "updated": record.updated, "parent": record.parent}
+    if record.status == ExperimentStatus.DAMAGED:
+        row["error"] = record.error
+    return row
 
 
 class ExperimentIndex:

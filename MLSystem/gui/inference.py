@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any
 
-from MLSystem.errors import MLSystemError
+from MLSystem.errors import BadInputError, MLSystemError
 from MLSystem.paths import ProjectPaths
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -23,7 +23,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MAX_SECONDS = 600.0
 
 
-class InferenceError(MLSystemError):
+class InferenceError(BadInputError):
     """A file or model the inference test cannot use; the message says why."""
 
 

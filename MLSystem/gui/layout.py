@@ -7,6 +7,8 @@ from typing import Iterator
 
 from nicegui import ui
 
+from MLSystem.records import Action
+
 NAV = (("Add job", "/", "add_circle"), ("Queue", "/queue", "list"), ("Live", "/live", "monitor_heart"),
        ("Experiments", "/experiments", "science"), ("Checkpoints", "/checkpoints", "save"),
        ("Inference", "/inference", "mic"), ("API", "/docs", "api"))
@@ -30,9 +32,12 @@ def short_time(iso: str | None) -> str:
     return (iso or "")[:19].replace("T", " ")
 
 
+ACTION_COLOR = {Action.NEW: "primary", Action.RESUME: "orange", Action.EXTEND: "teal", Action.COMPLETE: "grey",
+                Action.PLOT: "purple"}
+
+
 def action_color(action: str | None) -> str:
-    return {"new": "primary", "resume": "orange", "extend": "teal", "complete": "grey", "plot": "purple"}.get(
-        action or "", "grey")
+    return ACTION_COLOR.get(action or "", "grey")
 
 
 def notify_report(report) -> None:

@@ -11,12 +11,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from MLSystem.experiment_store import read_metadata
+from MLSystem.errors import CorruptFileError
+from MLSystem.experiment_store import read_record
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.series import SeriesFollower
-from MLSystem.utils.tail import FileTail
-from MLSystem.job_queue import Job, Kind, Status
+from MLSystem.jobs import Job, Kind, Status
+from MLSystem.records import ExperimentRecord
 from MLSystem.utils.atomic import read_json
+from MLSystem.utils.tail import FileTail
 
 LOG_START_BYTES = 64 * 1024  # a log view opens on the last 64 KiB
 SAMPLES_FILE = "samples.jsonl"
@@ -30,7 +32,7 @@ class LiveUpdate:
     metrics_changed: bool = False
     log_lines: list[str] = field(default_factory=list)
     progress: dict[str, Any] | None = None  # only when it changed
-    metadata: dict[str, Any] | None = None
+    record: ExperimentRecord | None = None  # only when it may have changed
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -92,11 +94,17 @@ class LiveReader:
             mtime = 0.0
         if mtime != self._progress_mtime:
             self._progress_mtime = mtime
-            update.progress = read_json(exp.progress) or {}
+            try:
+                update.progress = read_json(exp.progress) or {}
+            except ValueError:  # torn by a kill between writes of an old MLSystem: next tick
+                update.progress = {}
         events = len(self.follower.series.events)
         if update.reset or events != self._events or (job is None and update.metrics_changed):
             self._events = events
-            update.metadata = read_metadata(exp) or {}
+            try:
+                update.record = read_record(exp)
+            except CorruptFileError:
+                update.record = None
         return update
 
     def _follow(self, eid: str | None, job_id: str | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from MLSystem.errors import MLSystemError
+from MLSystem.errors import BadInputError
 
 _JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # job-1a2b3c4d, a prefix, or a quarantined name
 _EXPERIMENT = re.compile(r"[0-9a-f]{1,64}")
@@ -17,7 +17,7 @@ _CHECKPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _REL_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
-class InvalidInput(MLSystemError):
+class InvalidInput(BadInputError):
     """A malformed ID or file name (HTTP 400)."""
 
 

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, IO
 
+from MLSystem.errors import CorruptFileError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(fileobj)`` on a temp file and move it over ``path`` atomically."""
@@ -39,10 +41,19 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: str | os.PathLike, default: Any = None) -> Any:
-    """Parsed JSON, or ``default`` when the file does not exist."""
+def read_json(path: str | os.PathLike, default: Any = None, *, advice: str = "fix or remove it") -> Any:
+    """Parsed JSON, or ``default`` when the file does not exist.
+
+    Unparsable content (truncated, binary, not UTF-8) raises :class:`CorruptFileError` naming the
+    file and ``advice`` (it is also a ``ValueError``).
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
         return default
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(path, f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})",
+                               advice) from None
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})", advice) from None

@@ -8,19 +8,19 @@ from typing import Any
 from nicegui import run, ui
 
 from MLSystem.errors import MLSystemError
+from MLSystem.experiment_store import live_status
 from MLSystem.gui import actions, charts, validate
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import frame, notify_report, short_time
 from MLSystem.gui.live import SAMPLES_FILE, sample_pairs
+from MLSystem.records import ExperimentRecord, TrainingState
 from MLSystem.submit import submit_plot
 from MLSystem.utils.atomic import read_json
 
 
 def _load(cockpit: Cockpit, ref: str) -> dict[str, Any]:
     """Blocking: everything the page shows, read once."""
-    from MLSystem.experiment_store import read_state
-
-    eid, meta = actions.experiment_record(cockpit.paths, validate.experiment_ref(ref))
+    eid, record = actions.experiment_record(cockpit.paths, validate.experiment_ref(ref))
     exp = cockpit.paths.experiment(eid)
     samples = []
     if (exp.dir / SAMPLES_FILE).is_file():
@@ -30,21 +30,21 @@ def _load(cockpit: Cockpit, ref: str) -> dict[str, Any]:
                 samples = sample_pairs(json.loads(line))
             except ValueError:
                 samples = []
-    return {"id": eid, "meta": meta, "state": read_state(exp),
+    return {"id": eid, "record": record, "status": live_status(exp, record), "state": actions.training_state(exp),
             "config": exp.resolved_config.read_text(encoding="utf-8") if exp.resolved_config.is_file() else "",
             "series": cockpit.experiments.series(eid), "children": cockpit.experiments.children(eid),
             "checkpoints": [r.as_dict() for r in cockpit.checkpoints.list(experiment=eid)],
             "plots": (read_json(exp.plots / "index.json") or {}).get("plots", []), "samples": samples}
 
 
-def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def config_diff(a: ExperimentRecord, b: ExperimentRecord) -> list[dict[str, Any]]:
     """Rows ``{key, this, other}`` where the selection or identity values of two experiments differ."""
     rows = []
     for key in ("dataset", "model", "adapter"):
-        if a.get(key) != b.get(key):
-            rows.append({"key": key, "this": a.get(key), "other": b.get(key)})
-    pa = {**(a.get("identity_values") or {}), "init_from": (a.get("identity") or {}).get("init_from")}
-    pb = {**(b.get("identity_values") or {}), "init_from": (b.get("identity") or {}).get("init_from")}
+        if getattr(a, key) != getattr(b, key):
+            rows.append({"key": key, "this": getattr(a, key), "other": getattr(b, key)})
+    pa = {**a.identity_values, "init_from": a.identity.get("init_from")}
+    pb = {**b.identity_values, "init_from": b.identity.get("init_from")}
     for key in sorted(set(pa) | set(pb)):
         if pa.get(key) != pb.get(key):
             rows.append({"key": key, "this": str(pa.get(key, "–")), "other": str(pb.get(key, "–"))})
@@ -55,9 +55,10 @@ class ExperimentDetail:
     def __init__(self, cockpit: Cockpit, data: dict[str, Any]):
         self.cockpit = cockpit
         self.eid = data["id"]
-        meta, state = data["meta"], data["state"] or {}
-        self._summary(meta, state, data["children"])
-        self._actions(meta)
+        record, state = data["record"], data["state"] or TrainingState(
+            epochs_completed=int(data["record"].epochs_done or 0))
+        self._summary(record, data["status"], state, data["children"])
+        self._actions(record)
         series = data["series"]
         with ui.grid(columns=3).classes("w-full gap-2"):
             ui.echart(charts.loss_options(series)).classes("h-64").mark("detail-loss")
@@ -72,23 +73,23 @@ class ExperimentDetail:
         self._plots(data["plots"])
         with ui.expansion("Resolved config (config.yaml)").classes("w-full").mark("detail-config"):
             ui.code(data["config"] or "(not written yet)", language="yaml").classes("w-full")
-        self._diff(meta)
+        self._diff(record)
 
-    def _summary(self, meta: dict[str, Any], state: dict[str, Any], children: list[str]) -> None:
+    def _summary(self, record: ExperimentRecord, status: str, state: TrainingState, children: list[str]) -> None:
         with ui.card().classes("w-full"):
             with ui.row().classes("items-center gap-4"):
-                ui.label(f"{meta.get('dataset')} / {meta.get('model')} / {meta.get('adapter')}").classes("text-lg")
-                ui.badge(meta.get("status", "?")).mark("detail-status")
-                ui.label(f"epochs {state.get('epochs_completed', meta.get('epochs_done', 0))}/{meta.get('max_epochs', '?')}"
-                         f" · step {state.get('global_step', 0)}")
-                ui.label(f"created {short_time(meta.get('created'))} · updated {short_time(meta.get('updated'))}")
+                ui.label(f"{record.dataset} / {record.model} / {record.adapter}").classes("text-lg")
+                ui.badge(status or "?").mark("detail-status")
+                target = record.max_epochs if record.max_epochs is not None else "?"
+                ui.label(f"epochs {state.epochs_completed}/{target} · step {state.global_step}")
+                ui.label(f"created {short_time(record.created)} · updated {short_time(record.updated)}")
             with ui.row().classes("items-center gap-2").mark("detail-lineage"):
                 ui.label("Lineage:")
-                parent = meta.get("parent")
+                parent = record.parent
                 if parent:
                     ui.label("parent")
                     ui.link(parent, f"/experiments/{parent}").classes("font-mono")
-                    init = (meta.get("identity") or {}).get("init_from")
+                    init = record.identity.get("init_from")
                     if init:
                         ui.label(f"(warm start from {init})")
                 else:
@@ -96,17 +97,17 @@ class ExperimentDetail:
                 ui.label("· warm-started children:" if children else "· no warm-started children")
                 for child in children[:20]:
                     ui.link(child, f"/experiments/{child}").classes("font-mono")
-            segments = meta.get("segments") or []
+            segments = record.segments
             if segments:
                 ui.table(columns=[{"name": k, "label": k, "field": k} for k in
                                   ("kind", "from_epoch", "to_epoch", "reached_epoch", "status", "started", "ended")],
                          rows=[{**s, "started": short_time(s.get("started")), "ended": short_time(s.get("ended"))}
                                for s in segments[-20:]]).props("dense flat").classes("w-full")
-            if meta.get("error"):
-                ui.label(f"error: {meta['error']}").classes("text-negative")
+            if record.error:
+                ui.label(f"error: {record.error}").classes("text-negative")
 
-    def _actions(self, meta: dict[str, Any]) -> None:
-        target = int(meta.get("max_epochs") or 1)
+    def _actions(self, record: ExperimentRecord) -> None:
+        target = int(record.max_epochs or 1)
         with ui.row().classes("items-end gap-3"):
             self.epochs = ui.number("Total epochs", value=target + 5, min=1, precision=0).classes("w-32").mark(
                 "detail-epochs")
@@ -160,7 +161,7 @@ class ExperimentDetail:
                     ui.label(f"checkpoint {p.get('checkpoint') or '-'} · {short_time(p.get('created'))}").classes(
                         "text-xs text-gray-500")
 
-    def _diff(self, meta: dict[str, Any]) -> None:
+    def _diff(self, record: ExperimentRecord) -> None:
         with ui.expansion("Compare with another experiment").classes("w-full"):
             with ui.row().classes("items-end gap-2"):
                 other = ui.input("Other experiment ID (or prefix)").classes("w-64").mark("diff-other")
@@ -173,7 +174,7 @@ class ExperimentDetail:
                     except MLSystemError as exc:
                         ui.notify(str(exc), type="negative")
                         return
-                    rows = config_diff(meta, ometa)
+                    rows = config_diff(record, ometa)
                     box.clear()
                     with box:
                         ui.label(f"{self.eid} vs {oid}: {len(rows)} difference{'s' if len(rows) != 1 else ''}")

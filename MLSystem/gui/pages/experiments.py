@@ -7,6 +7,7 @@ from nicegui import run, ui
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.index import SORT_KEYS
 from MLSystem.gui.layout import frame, short_time
+from MLSystem.records import ExperimentStatus
 
 PER_PAGE = 50
 COLUMNS = [
@@ -20,7 +21,7 @@ COLUMNS = [
     {"name": "created", "label": "Created", "field": "created", "align": "left"},
     {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
 ]
-STATUSES = ["new", "running", "stopped", "failed", "complete"]
+STATUSES = [s.value for s in ExperimentStatus]
 
 
 class ExperimentTable:

@@ -15,12 +15,14 @@ from MLSystem.gui.actions import runner_status
 from MLSystem.gui.config_form import ConfigForm
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color, frame, short_time
-from MLSystem.job_queue import Job, Status, format_seconds
+from MLSystem.jobs import Job, Kind, Status
 from MLSystem.submit import edit_overrides
+from MLSystem.utils.clock import format_seconds
 from MLSystem.utils.tail import read_range
 
 PER_PAGE = 25  # each row carries ~12 controls: a longer page costs the browser more than paging does
-DONE = (Status.FAILED.value, Status.STOPPED.value, Status.FINISHED.value)
+DONE = (Status.FAILED, Status.STOPPED, Status.FINISHED)
+BADGE_COLOR = {Status.FAILED: "negative", Status.STOPPED: "orange", Status.FINISHED: "positive"}
 LOG_VIEW_BYTES = 1 << 20
 
 
@@ -28,7 +30,7 @@ def _snapshot(cockpit: Cockpit) -> dict[str, Any]:
     """Blocking: jobs, ETAs and runner state in one read."""
     queue = cockpit.queue()
     jobs = queue.list()
-    return {"jobs": jobs, "etas": cockpit.etas([j for j in jobs if j.status in ("pending", "running")]),
+    return {"jobs": jobs, "etas": cockpit.etas([j for j in jobs if j.status in (Status.PENDING, Status.RUNNING)]),
             "runner": runner_status(queue)}
 
 
@@ -188,14 +190,14 @@ class QueuePanel:
             else:
                 ui.button("Hold", on_click=lambda j=job: self.act(queue().hold, j.id)).props("dense flat").mark(
                     f"hold-{job.id}")
-            if job.kind == "train":
+            if job.kind == Kind.TRAIN:
                 ui.button("Edit", on_click=lambda j=job: self.edit(j)).props("dense flat").mark(f"edit-{job.id}")
             ui.button(icon="delete", color="negative", on_click=lambda j=job: self.act(queue().delete, j.id)).props(
                 "dense flat").mark(f"delete-{job.id}")
 
     def _done_row(self, job: Job, n: int, order: list[Job]) -> None:
         queue = self.cockpit.queue
-        color = {"failed": "negative", "stopped": "orange", "finished": "positive"}[job.status]
+        color = BADGE_COLOR[Status(job.status)]
         with ui.row().classes("items-center gap-2 w-full no-wrap").mark(f"job-{job.id}"):
             ui.badge(job.status, color=color)
             self._job_label(job)
@@ -203,7 +205,7 @@ class QueuePanel:
             ui.label(f"exit {job.exit_code} · {short_time(job.ended)} · {first[0][:120] if first else ''}").classes(
                 "text-sm truncate grow")
             ui.button("Log", on_click=lambda j=job: self.show_log(j)).props("dense flat").mark(f"log-{job.id}")
-            if job.status in (Status.FAILED.value, Status.STOPPED.value) and job.kind != "invalid":
+            if job.status in (Status.FAILED, Status.STOPPED) and job.kind != Kind.INVALID:
                 ui.button("Requeue", on_click=lambda j=job: self.act(queue().requeue, j.id, ok=f"requeued {j.id}")
                           ).props("dense flat").mark(f"requeue-{job.id}")
             ui.button(icon="delete", color="negative", on_click=lambda j=job: self.act(queue().delete, j.id)).props(

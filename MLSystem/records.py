@@ -1,0 +1,143 @@
+"""Typed records of an experiment folder: ``experiment.json`` (:class:`ExperimentRecord`) and
+``state.json`` (:class:`TrainingState`), plus the vocabularies they use.
+
+These are plain data: reading and writing the files is :mod:`MLSystem.experiment_store`'s job,
+and every other module reads experiments through these classes (no ``dict.get("…")`` on raw
+JSON). Unknown keys are kept in ``extra`` and written back, so a newer MLSystem's or a user's
+additions survive a rewrite. A file without ``version`` is version 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+STATE_KEY = "mlsystem"  # where the training state lives inside a Lightning checkpoint
+# Keys that select definitions instead of setting a parameter (the one definition of them).
+SELECTION_KEYS = ("dataset", "model", "adapter", "init_from")
+
+
+class StrEnum(str, Enum):
+    """A string enum that formats and hashes as its value (``f"{Status.PENDING}"`` == ``"pending"``,
+    and a dict keyed by members finds plain strings)."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+
+class ExperimentStatus(StrEnum):
+    """``experiment.json`` "status"."""
+
+    NEW = "new"  # created, never trained
+    RUNNING = "running"  # a process holds the lease and trains it
+    STOPPED = "stopped"  # stopped on request; resumable
+    FAILED = "failed"  # the training code raised
+    COMPLETE = "complete"  # trained to its max_epochs
+    # Derived on read, never written:
+    INTERRUPTED = "interrupted"  # recorded as running, but no process holds its lease (killed)
+    DAMAGED = "damaged"  # experiment.json cannot be parsed
+
+
+class Action(StrEnum):
+    """What a run of an experiment does (``execute_train``'s decision; a job's ``action``)."""
+
+    NEW = "new"
+    RESUME = "resume"
+    EXTEND = "extend"
+    COMPLETE = "complete"  # nothing to train
+    PLOT = "plot"  # a plot job (never a training decision)
+
+
+def _known(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls)) - {"extra", "missing"}
+
+
+class _Record:
+    """``from_dict`` / ``to_dict`` for the record dataclasses below (tolerant of old files)."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **defaults: Any):
+        names = _known(cls)
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names}
+        version = known.get("version", 1)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"version {version!r} is newer than this MLSystem reads ({SCHEMA_VERSION}); upgrade it")
+        obj = cls(**{**defaults, **known}, extra=extra)
+        obj.missing = names - set(data)
+        return obj
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "missing")}
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class ExperimentRecord(_Record):
+    """``experiment.json``: what the experiment is and what happened to it."""
+
+    id: str
+    dataset: str = ""
+    model: str = ""
+    adapter: str = ""
+    identity: dict = field(default_factory=dict)  # the hashed dict: selection + non-default identity params
+    identity_values: dict = field(default_factory=dict)  # every identity param, defaults included (for diffs)
+    parent: str | None = None  # warm-start parent experiment
+    created: str = ""
+    updated: str = ""
+    fingerprint: dict = field(default_factory=dict)  # "layer:name" -> hash of the definition's files
+    status: str = ExperimentStatus.NEW.value
+    segments: list = field(default_factory=list)  # one dict per training run (kind, epochs, steps, status)
+    max_epochs: int | None = None  # target of the latest run
+    epochs_done: int | None = None
+    global_step: int | None = None
+    epoch_seconds: float | None = None  # mean measured epoch duration (queue ETAs)
+    error: str | None = None  # last failure, one line
+    version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)  # unknown keys, kept on rewrite
+    # Known keys absent from the file (e.g. ``epoch_seconds`` in records older than it); not written.
+    missing: frozenset = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any, experiment_id: str) -> "ExperimentRecord":
+        """A record from parsed ``experiment.json``; ``ValueError`` names the first problem."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data, id=experiment_id)
+
+    @classmethod
+    def damaged(cls, experiment_id: str, problem: str) -> "ExperimentRecord":
+        """Stand-in for an unreadable ``experiment.json`` (listed, never written)."""
+        return cls(id=experiment_id, status=ExperimentStatus.DAMAGED.value, error=problem)
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        """dataset / model / adapter / init_from as recorded in the identity."""
+        return {k: self.identity[k] for k in SELECTION_KEYS if self.identity.get(k)}
+
+
+@dataclass
+class TrainingState(_Record):
+    """``state.json`` (and the ``STATE_KEY`` entry of a checkpoint): where training stands."""
+
+    epochs_completed: int = 0
+    global_step: int = 0
+    mid_epoch: bool = False
+    max_epochs: int | None = None  # the target of the run that saved it
+    checkpoint: str | None = None
+    version: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)
+    missing: frozenset = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> "TrainingState":
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        state = cls.from_dict(data)
+        state.epochs_completed, state.global_step = int(state.epochs_completed), int(state.global_step)
+        state.mid_epoch = bool(state.mid_epoch)
+        return state
