@@ -24,6 +24,7 @@ from MLSystem.errors import BadInputError, CorruptFileError, NotFoundError
 from MLSystem.experiment_store import read_state, write_state
 from MLSystem.paths import ExperimentPaths
 from MLSystem.records import STATE_KEY, Action, TrainingState
+from MLSystem.utils.atomic import atomic_write
 
 # The decision vocabulary is records.Action; these names stay for readability at call sites.
 NEW, RESUME, EXTEND, COMPLETE = Action.NEW, Action.RESUME, Action.EXTEND, Action.COMPLETE
@@ -159,7 +160,6 @@ def _checkpoint_io_class():
         def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
             import torch
 
-            from MLSystem.utils.atomic import atomic_write
 
             path = Path(path)
             atomic_write(path, lambda fh: torch.save(checkpoint, fh))

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from MLSystem.errors import BadInputError, ExitCode, MLSystemError
+from MLSystem.execute_train import train_context
 from MLSystem.inspector import PlotSpec, discover_plots
 from MLSystem.loader import LoadedExperiment, load_experiment
 from MLSystem.paths import ProjectPaths
@@ -127,8 +128,6 @@ def run_plots(experiment: str, *, names: Sequence[str] = (), layers: Sequence[st
 
 def _train_first(loaded: LoadedExperiment, out) -> tuple[str | None, str]:
     """Train the experiment through ``execute_train``'s path; an error text if no weights result."""
-    from MLSystem.execute_train import train_context
-
     out(f"no checkpoint for {loaded.experiment_id}: training it first "
         f"(max_epochs={loaded.all_params['max_epochs']}) because a plot needs trained weights")
     result = train_context(loaded.context, out=out)

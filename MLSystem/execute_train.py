@@ -123,8 +123,9 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     import pytorch_lightning as pl
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    # lazy: Lightning and torch load only when training starts ("already complete" stays torch-free)
     from MLSystem.callbacks import JobLoggingCallback, StopCallback, StopRequested
-    from MLSystem.resumable import ExactResumeCallback
+    from MLSystem.resumable import ExactResumeCallback  # lazy: imports torch
 
     params, exp = ctx.all_params, ctx.exp
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from MLSystem.gui.auth import TOKEN_ENV
+from MLSystem.paths import ProjectPaths
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -45,8 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from nicegui import ui
 
-    from MLSystem.gui.app import RUN_OPTIONS, build
-    from MLSystem.paths import ProjectPaths
+    from MLSystem.gui.app import RUN_OPTIONS, build  # lazy: NiceGUI costs ~1 s; --help stays instant
 
     paths = ProjectPaths.discover()
     build(paths, args.token)

@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from MLSystem.builder import ExperimentBuilder
 from MLSystem.errors import MLSystemError
 from MLSystem.paths import ProjectPaths
 from MLSystem.registry import Entry, Registry
@@ -54,7 +55,7 @@ def plots_of(entry: Entry, layer: str) -> list[PlotSpec]:
 
     Raises :class:`MLSystemError` with one line if the module cannot be imported.
     """
-    from MLSystem.utils.base_plot import BasePlot
+    from MLSystem.utils.base_plot import BasePlot  # lazy: matplotlib, only when plots are listed
 
     file = entry.plot_module_file()
     try:
@@ -113,8 +114,6 @@ def describe_registry(paths: ProjectPaths | None = None) -> dict[str, Any]:
 
 def describe_fields(overrides: Sequence[str], paths: ProjectPaths | None = None) -> list[dict[str, Any]]:
     """The merged fields of a selection: name, type, value, default, layer it comes from, identity, help."""
-    from MLSystem.builder import ExperimentBuilder
-
     ctx = ExperimentBuilder(list(overrides), paths=paths).build()
     m = ctx.merged
     return [{"name": name, "type": getattr(info.type, "__name__", str(info.type)), "value": m.params[name],

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from MLSystem.base.adapter import BaseAdapter
 from MLSystem.errors import RegistryError, suggest
 from MLSystem.paths import ProjectPaths
 from MLSystem.utils.config_base import ConfigBase
@@ -31,17 +32,14 @@ PLOT_MODULE = {DATASET: "plots", MODEL: "plots", ADAPTER: "plot"}
 
 
 def _impl_base(kind: str) -> type:
-    # Imported lazily: the dataset/model bases pull in Lightning.
     if kind == DATASET:
-        from MLSystem.base.datamodule import BaseDataModule
+        from MLSystem.base.datamodule import BaseDataModule  # lazy: Lightning, only when something is built
 
         return BaseDataModule
     if kind == MODEL:
-        from MLSystem.base.model import BaseModel
+        from MLSystem.base.model import BaseModel  # lazy: Lightning, only when something is built
 
         return BaseModel
-    from MLSystem.base.adapter import BaseAdapter
-
     return BaseAdapter
 
 

@@ -20,6 +20,8 @@ from MLSystem.experiment_store import live_status
 from MLSystem.gui import actions, validate
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES, InferenceError, check_upload
+from MLSystem.gui.inference import inference_models as find
+from MLSystem.gui.series import SeriesFollower
 from MLSystem.jobs import Status
 from MLSystem.runner import start_detached
 from MLSystem.submit import edit_overrides, plan, submit, submit_plot
@@ -210,8 +212,6 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
     @api.get("/experiments/{experiment_id}/metrics", tags=["experiments"],
              summary="Loss/lr series (downsampled), epoch rows and resume markers")
     def metrics(experiment_id: str, max_points: int = Query(1000, ge=10, le=10000)) -> dict[str, Any]:
-        from MLSystem.gui.series import SeriesFollower
-
         eid, _ = actions.experiment_record(cockpit.paths, validate.experiment_ref(experiment_id))
         follower = SeriesFollower(cockpit.paths.experiment(eid).metrics, limit=max_points // 2)
         follower.poll()
@@ -265,8 +265,6 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
     # -- inference ------------------------------------------------------------------------------
     @api.get("/inference/models", tags=["inference"], summary="Models that have an inference method")
     def inference_models() -> dict[str, Any]:
-        from MLSystem.gui.inference import inference_models as find
-
         return {"models": find(cockpit.paths)}
 
     @api.post("/inference", tags=["inference"], summary="Transcribe an uploaded audio file; report the real-time factor")

@@ -15,10 +15,13 @@ from typing import Any, Callable
 
 from nicegui import run, ui
 
-from MLSystem.config_merge import SELECTION_KEYS, MergedConfig, merge_config
+from MLSystem.builder import ExperimentBuilder
+from MLSystem.config_merge import MergedConfig, load_base_config, merge_config
 from MLSystem.errors import ConfigError, MLSystemError
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color
+from MLSystem.records import SELECTION_KEYS
+from MLSystem.submit import plan
 
 PREVIEW_DEBOUNCE_S = 0.3
 
@@ -48,15 +51,11 @@ def split_overrides(text: str) -> list[str]:
 
 def explain_new(cockpit: Cockpit, args: list[str]) -> str:
     """Blocking: which existing experiment is nearest and what differs (scans every experiment)."""
-    from MLSystem.builder import ExperimentBuilder
-
     return ExperimentBuilder(args, paths=cockpit.paths).build().explain_new()
 
 
 def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool, explain: bool = True) -> Preview:
     """Blocking: what adding these overrides would do (call in a worker thread)."""
-    from MLSystem.submit import plan
-
     try:
         plans = plan(overrides, paths=cockpit.paths)
     except ConfigError as exc:
@@ -116,8 +115,6 @@ class ConfigForm:
         ui.timer(PREVIEW_DEBOUNCE_S, self._maybe_preview)
 
     def _base_selection(self) -> dict[str, str | None]:
-        from MLSystem.config_merge import load_base_config
-
         base = {k: v for k, v in load_base_config(self.cockpit.paths).items() if k in ("dataset", "model", "adapter")}
         base.update({k: v for k, v in self.initial.items() if k in ("dataset", "model", "adapter")})
         if base.get("model") in self.registry.models and not base.get("adapter"):

@@ -6,12 +6,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from MLSystem.eta import Eta, estimate
 from MLSystem.gui.index import CheckpointIndex, ExperimentIndex
 from MLSystem.gui.inference import ModelCache
-from MLSystem.eta import Eta, estimate
 from MLSystem.jobs import Job, Status
-from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_store import JobQueue
 from MLSystem.registry import Registry
 
 ETA_TTL_S = 10.0  # ETAs scan the experiment listing and the queue: recomputed at most this often

@@ -16,7 +16,9 @@ from pathlib import PurePath
 from typing import Any
 
 from MLSystem.errors import BadInputError, MLSystemError
+from MLSystem.loader import load_experiment
 from MLSystem.paths import ProjectPaths
+from MLSystem.registry import Registry
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -71,8 +73,6 @@ def decode_audio(data: bytes, filename: str):
 
 def inference_models(paths: ProjectPaths) -> list[str]:
     """Registered models whose class has an ``inference`` method (imports their code: call off the UI loop)."""
-    from MLSystem.registry import Registry
-
     registry = Registry.load(paths)
     out = []
     for name, entry in sorted(registry.models.items()):
@@ -95,8 +95,6 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, experiment_id: str, checkpoint: str | None) -> Any:
-        from MLSystem.loader import load_experiment
-
         checkpoint = None if checkpoint in (None, "", "last") else checkpoint
         key = (experiment_id, checkpoint or "last")
         with self._lock:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from MLSystem.metrics_reader import MetricsTail, is_resume, row_kind
+from MLSystem.utils.metric_mode import better, metric_mode
 
 MAX_POINTS = 1000  # per series sent to a browser (2x this before decimating again)
 
@@ -110,8 +111,6 @@ class SeriesFollower:
 
 def best_metrics(epochs: list[dict[str, Any]], declared: dict[str, str] | None = None) -> dict[str, float]:
     """Best value of each validation metric, in the direction of ``utils.metric_mode``."""
-    from MLSystem.utils.metric_mode import better, metric_mode
-
     out: dict[str, float] = {}
     for row in epochs:
         for key, value in row.items():

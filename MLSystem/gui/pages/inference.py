@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui import events, run, ui
 
+from MLSystem.checkpoint_manager import list_checkpoints
 from MLSystem.errors import MLSystemError
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.inference import AUDIO_SUFFIXES, MAX_UPLOAD_BYTES, inference_models
@@ -48,8 +49,6 @@ class InferencePanel:
                             if options else "No trained experiment has a model with an inference() method yet.")
 
     async def experiment_changed(self) -> None:
-        from MLSystem.checkpoint_manager import list_checkpoints
-
         eid = self.experiment.value
         names = await run.io_bound(lambda: [c.name for c in list_checkpoints(self.cockpit.paths.experiment(eid))]) \
             if eid else []

@@ -15,6 +15,7 @@ from MLSystem.gui import charts, validate
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import frame
 from MLSystem.gui.live import LiveReader, LiveUpdate, sample_pairs
+from MLSystem.gui.series import LiveSeries
 
 TICK_S = 0.5
 LOG_LINES = 500
@@ -61,8 +62,6 @@ class LivePanel:
 
     @staticmethod
     def _empty():
-        from MLSystem.gui.series import LiveSeries
-
         return LiveSeries()
 
     async def tick(self) -> None:

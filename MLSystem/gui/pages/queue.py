@@ -16,6 +16,7 @@ from MLSystem.gui.config_form import ConfigForm
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color, frame, short_time
 from MLSystem.jobs import Job, Kind, Status
+from MLSystem.runner import start_detached
 from MLSystem.submit import edit_overrides
 from MLSystem.utils.clock import format_seconds
 from MLSystem.utils.tail import read_range
@@ -130,8 +131,6 @@ class QueuePanel:
                     "dense flat" + ("" if active else " disable")).mark("runner-drain")
 
     async def start_runner(self) -> None:
-        from MLSystem.runner import start_detached
-
         pid = await self.act(start_detached, self.cockpit.paths)
         if pid:
             ui.notify(f"runner started (pid {pid}); it exits when the queue is empty", type="positive")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 from torch.utils.data import Dataset
 
-from MLSystem.base.datamodule import BaseDataModule
+from MLSystem.base import BaseDataModule
 
 # 5x7 glyphs, one string of 7 rows of 5 pixels per digit.
 GLYPHS = [

@@ -27,8 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from definitions.datasets.ljspeech.metadata import Row, read_metadata
-from MLSystem.base.datamodule import BaseDataModule
-from MLSystem.paths import ProjectPaths
+from MLSystem.base import BaseDataModule, ProjectPaths
 
 log = logging.getLogger(__name__)
 

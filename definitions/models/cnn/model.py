@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from MLSystem.base.model import BaseModel
+from MLSystem.base import BaseModel
 
 
 class CNN(BaseModel):

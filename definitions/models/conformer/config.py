@@ -10,7 +10,7 @@ recipe that reaches CER <= 5 % on the synthetic corpus in under 20 minutes on 2 
 
 from dataclasses import dataclass
 
-from MLSystem.utils.config_base import ConfigBase, param
+from MLSystem.base import ConfigBase, param
 
 
 @dataclass

@@ -23,8 +23,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from definitions.models.conformer.features import FeatureConfig, LogMel
 from definitions.models.conformer.spec_augment import spec_augment
 from definitions.models.conformer.vocab import CharVocab
-from MLSystem.base.model import BaseModel
-from MLSystem.utils.atomic import atomic_write_text
+from MLSystem.base import BaseModel, atomic_write_text
 
 SILENCE_PEAK = 1e-3  # below -60 dBFS an input is treated as silence
 STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}

@@ -52,7 +52,7 @@ def load_model(ref: str, checkpoint: str | None):
 
         # The checkpoint carries the params and build args (vocabulary, feature settings).
         return ConformerCTC.load_from_checkpoint(path, map_location="cpu").eval()
-    from MLSystem.loader import load_experiment
+    from MLSystem.base import load_experiment
 
     return load_experiment(ref, checkpoint=checkpoint).model
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from MLSystem.errors import MLSystemError
+    from MLSystem.base import MLSystemError
 
     if args.threads:
         torch.set_num_threads(args.threads)

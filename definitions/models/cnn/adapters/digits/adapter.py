@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from MLSystem.base.adapter import BaseAdapter
+from MLSystem.base import BaseAdapter
 
 
 class DigitsToCNN(BaseAdapter):

@@ -18,8 +18,7 @@ from torch.nn.utils.rnn import pad_sequence
 from definitions.models.conformer.adapters.ljspeech.feature_cache import FeatureCache
 from definitions.models.conformer.features import FeatureConfig, LogMel
 from definitions.models.conformer.vocab import CharVocab
-from MLSystem.base.adapter import BaseAdapter
-from MLSystem.paths import ProjectPaths
+from MLSystem.base import BaseAdapter, ProjectPaths
 
 
 class LJSpeechToConformer(BaseAdapter):

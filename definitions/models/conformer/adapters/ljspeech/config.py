@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from definitions.models.conformer.vocab import DEFAULT_CHARS
-from MLSystem.utils.config_base import ConfigBase, param
+from MLSystem.base import ConfigBase, param
 
 
 @dataclass
