@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,8 @@ def test_id_stable_across_processes_and_hash_seeds(project):
     code = "from MLSystem.builder import ExperimentBuilder; print(ExperimentBuilder(['model=cnn','lr=0.02']).build().experiment_id)"
     ids = set()
     for seed in ("0", "1", "12345"):
-        env = {"PYTHONHASHSEED": seed, "MLSYSTEM_ROOT": str(project), "PATH": "/usr/bin:/bin"}
+        env = {"PYTHONHASHSEED": seed, "MLSYSTEM_ROOT": str(project), "PATH": "/usr/bin:/bin",
+               **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {})}
         ids.add(subprocess.run([sys.executable, "-c", code], env=env, cwd=project, capture_output=True,
                                text=True, check=True).stdout.strip())
     assert ids == {build("model=cnn", "lr=0.02").experiment_id}
