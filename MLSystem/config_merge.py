@@ -332,12 +332,13 @@ def _typed_schema(key: tuple[type, ...], fields: dict[str, FieldInfo], defaults:
 
 
 def _layer_checks(layer_classes: dict[str, type[ConfigBase]], params: dict[str, Any]) -> list[str]:
-    """Instantiate each layer's dataclass with the merged values so its ``__post_init__`` checks run."""
+    """Instantiate each layer's dataclass with the merged values so its ``__post_init__`` checks run,
+    then its cross-layer ``check_merged``."""
     problems = []
     for layer, cls in layer_classes.items():
         names = [f.name for f in dataclasses.fields(cls)]
         try:
-            cls(**{n: params[n] for n in names})
+            cls(**{n: params[n] for n in names}).check_merged(params)
         except (ValueError, TypeError) as exc:
             problems.append(f"{str(exc)} ({layer} config {cls.__name__})")
     return problems

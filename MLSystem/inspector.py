@@ -4,8 +4,8 @@
     python -m MLSystem.inspector dataset=digits model=cnn     # merged fields: type, value, layer, help
     python -m MLSystem.inspector --json ...
 
-Plots are found through the registry: ``plots.py`` next to a dataset or model, ``plot.py`` next
-to an adapter (see :mod:`MLSystem.utils.base_plot`).
+Plots are found through the registry: ``plots.py`` in the folder of a dataset, model or adapter
+(an old ``plot.py`` still works, with a deprecation warning; see :mod:`MLSystem.utils.base_plot`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class PlotSpec:
     layer: str
     needs_weights: bool
     cls: type
-    source: str  # the plots.py / plot.py file
+    source: str  # the plots.py file
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "layer": self.layer,

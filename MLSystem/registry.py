@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,12 @@ from MLSystem.utils.config_base import ConfigBase
 
 DATASET, MODEL, ADAPTER = "dataset", "model", "adapter"
 IMPL_MODULE = {DATASET: "datamodule", MODEL: "model", ADAPTER: "adapter"}
-PLOT_MODULE = {DATASET: "plots", MODEL: "plots", ADAPTER: "plot"}
+PLOT_MODULE = "plots"  # the plot module of every layer: plots.py
+LEGACY_PLOT_MODULE = "plot"  # adapters' old name, still read (with a warning) until MLSystem 0.3
+
+
+class PlotModuleNameWarning(FutureWarning):
+    """A definition folder still uses the old plot-module name ``plot.py``."""
 
 
 def _impl_base(kind: str) -> type:
@@ -105,7 +111,15 @@ class Entry:
         return self._get(IMPL_MODULE[self.kind], self.class_name, _impl_base(self.kind))
 
     def plot_module_file(self) -> Path:
-        return self.folder / f"{PLOT_MODULE[self.kind]}.py"
+        """``plots.py`` of the folder (an old ``plot.py`` is used when there is no ``plots.py``,
+        with a deprecation warning)."""
+        current = self.folder / f"{PLOT_MODULE}.py"
+        legacy = self.folder / f"{LEGACY_PLOT_MODULE}.py"
+        if not current.is_file() and legacy.is_file():
+            warnings.warn(f"{legacy}: rename it to {PLOT_MODULE}.py, the plot-module name of every layer "
+                          f"({LEGACY_PLOT_MODULE}.py is read until MLSystem 0.3)", PlotModuleNameWarning, stacklevel=2)
+            return legacy
+        return current
 
     def source_files(self) -> list[Path]:
         """The Python files that define this entry (a model's adapters are not part of it)."""

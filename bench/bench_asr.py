@@ -4,7 +4,7 @@ experiment, with pocketsphinx on the same audio. Prints a Markdown table.
     .venv/bin/python bench/bench_asr.py EXPERIMENT_ID [--checkpoint best] [--threads 2]
 
 1. CER / WER on the corpus' held-out sentences and held-out voice (``heldout_*.csv`` written by
-   ``definitions.datasets.ljspeech.synth``), references normalized like the training targets.
+   ``definitions.tools.ljspeech_synth``), references normalized like the training targets.
 2. Real-time factor at batch 1 on ``--threads`` CPU threads, end to end: read the file,
    resample, features, encoder, greedy decode (three warm-up calls excluded; each file's fastest
    of ``--repeats`` runs).

@@ -117,17 +117,41 @@ def synth_corpus(out: Path, **kwargs):
     have swapped the ``definitions`` modules, and its worker pool pickles functions by module name."""
     import importlib
 
-    return importlib.import_module("definitions.datasets.ljspeech.synth").generate(out, **kwargs)
+    return importlib.import_module("definitions.tools.ljspeech_synth").generate(out, **kwargs)
 
 
-def wait_for(pred, timeout: float = 60, what: str = "condition"):
-    """Poll ``pred`` until it returns something truthy (returned); fail naming ``what`` after ``timeout`` s."""
+POLL_S = 0.05
+
+
+def _polls(timeout: float):
+    """Yield until ``timeout`` seconds have passed (the one polling schedule of the test suite)."""
     import time
 
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        yield
+
+
+def wait_for(pred, timeout: float = 60, what: str = "condition"):
+    """Poll ``pred`` until it returns something truthy (returned); fail naming ``what`` after ``timeout`` s.
+    ``pred`` may raise (e.g. an AssertionError that a process it watches died) to fail at once."""
+    import time
+
+    for _ in _polls(timeout):
         value = pred()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(POLL_S)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def wait_for_async(pred, timeout: float = 60, what: str = "condition"):
+    """:func:`wait_for` for async tests: waits without blocking the event loop (the app under test runs on it)."""
+    import asyncio
+
+    for _ in _polls(timeout):
+        value = pred()
+        if value:
+            return value
+        await asyncio.sleep(POLL_S)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

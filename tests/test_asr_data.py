@@ -18,7 +18,7 @@ from definitions.datasets.ljspeech.datamodule import (
     split_train_val,
 )
 from definitions.datasets.ljspeech.metadata import read_metadata
-from definitions.datasets.ljspeech.synth import HELDOUT_VOICE, TRAIN_VOICES
+from definitions.tools.ljspeech_synth import HELDOUT_VOICE, TRAIN_VOICES
 from MLSystem.resumable import BucketBatchSampler
 
 RATE = 22050
@@ -195,7 +195,7 @@ def test_feature_cache_is_reused_and_keyed_by_the_feature_config(corpus, tmp_pat
             "n_mels": 80, "f_min": 0.0, "f_max": 8000.0, "feature_cache": str(tmp_path / "cache")}
     adapter = LJSpeechToConformer(base)
     first = [adapter.get_transform("val")(u) for u in utts]
-    cache = next(iter(adapter._caches.values()))
+    cache = adapter.cache_for(utts[0].path.parent.parent)
     assert (cache.misses, cache.hits) == (3, 0)
     again = [adapter.get_transform("val")(u) for u in utts]
     assert (cache.misses, cache.hits) == (3, 3)

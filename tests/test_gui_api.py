@@ -10,7 +10,7 @@ import httpx
 import pytest
 from nicegui.testing import User
 
-from conftest import FAST
+from conftest import FAST, wait_for
 from gui_fixtures import experiment_ids
 from MLSystem.gui.auth import TOKEN_ENV
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES
@@ -91,13 +91,8 @@ async def test_every_documented_operation_works(user: User, gui_project) -> None
 
 
 def _wait_runner_gone(root) -> None:
-    import time
-
     q = JobQueue(ProjectPaths.discover(root))
-    end = time.monotonic() + 120
-    while q.active_runner() or q.list([Status.RUNNING]):
-        assert time.monotonic() < end, "runner did not drain"
-        time.sleep(0.2)
+    wait_for(lambda: not q.active_runner() and not q.list([Status.RUNNING]), 120, "the runner to drain")
 
 
 async def test_bad_ids_and_path_traversal_are_refused(user: User, gui_project) -> None:

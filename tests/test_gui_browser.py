@@ -9,12 +9,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, cli_env, wait_for
 
+from MLSystem.gui.series import SeriesFollower
 from MLSystem.jobs import Status
 from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
@@ -109,8 +109,12 @@ def test_add_job_run_it_and_watch_the_live_chart(cockpit: str, project: Path) ->
             return queue.list([Status.FINISHED]) != [] and "Epoch 3/3" in driver.page_source
 
         wait_for(finished, 180, f"job {job.id} to finish (log: {queue.paths.log(job.id)})")
-        time.sleep(1.0)  # the last tick draws the final points
-        counts.append(driver.execute_script(CHART_POINTS_JS))
+        # The live view's next tick draws the final points: as many as the finished metrics log gives.
+        final = SeriesFollower(ProjectPaths.discover(project).experiment(job.experiment_id).metrics)
+        final.poll()
+        expected = len(final.series.loss.data())
+        counts.append(wait_for(lambda: driver.execute_script(CHART_POINTS_JS) == expected and expected, 30,
+                               f"the chart to show all {expected} loss points"))
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "cockpit_live.png"))
     finally:

@@ -3,35 +3,20 @@ queue and experiment files they must change (the same files the CLI reads)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
-import time
-from typing import Callable
 
 from nicegui import ui
 from nicegui.testing import User
 
-from conftest import FAST
+from conftest import FAST, wait_for_async
 from gui_fixtures import experiment_ids
-from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_store import JobQueue
 from MLSystem.submit import submit
 
 WAIT = 150  # should_see retries (0.1 s each): worker-thread reads and imports take a moment on 2 cores
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 15.0) -> object:
-    """Wait (without blocking the app) until ``condition()`` is truthy; return its value."""
-    end = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 def queue() -> JobQueue:
@@ -79,16 +64,16 @@ async def test_queue_reorder_priority_hold_edit_delete(user: User) -> None:
     await user.open("/queue")
     await user.should_see(marker=f"job-{c}", retries=WAIT)
     user.find(marker=f"up-{c}").click()
-    await eventually(lambda: order() == [a, c, b])
+    await wait_for_async(lambda: order() == [a, c, b])
     await user.should_see(marker=f"down-{a}", retries=WAIT)
     user.find(marker=f"next-{b}").click()
-    await eventually(lambda: order() == [b, a, c])
+    await wait_for_async(lambda: order() == [b, a, c])
     await user.should_see(marker=f"hold-{a}", retries=WAIT)
     user.find(marker=f"hold-{a}").click()
-    await eventually(lambda: queue().get(a).held)
+    await wait_for_async(lambda: queue().get(a).held)
     await user.should_see(marker=f"release-{a}", retries=WAIT)
     user.find(marker=f"priority-{c}").clear().type("5")
-    await eventually(lambda: order()[0] == c and queue().get(c).priority == 5)
+    await wait_for_async(lambda: order()[0] == c and queue().get(c).priority == 5)
     # Edit with the same form and preview; the experiment ID follows the new overrides.
     await user.should_see(marker=f"edit-{a}", retries=WAIT)
     before = queue().get(a).experiment_id
@@ -97,11 +82,11 @@ async def test_queue_reorder_priority_hold_edit_delete(user: User) -> None:
     set_value(user, "field-lr", "0.05")
     await user.should_see("new experiment", retries=WAIT)
     user.find(marker="edit-save").click()
-    await eventually(lambda: "lr=0.05" in queue().get(a).args)
+    await wait_for_async(lambda: "lr=0.05" in queue().get(a).args)
     assert queue().get(a).experiment_id != before and not any(x == "lr=0.1" for x in queue().get(a).args)
     await user.should_see(marker=f"delete-{b}", retries=WAIT)
     user.find(marker=f"delete-{b}").click()
-    await eventually(lambda: b not in order())
+    await wait_for_async(lambda: b not in order())
 
 
 async def test_failed_job_shows_error_and_log_and_requeues(user: User) -> None:
@@ -118,7 +103,7 @@ async def test_failed_job_shows_error_and_log_and_requeues(user: User) -> None:
     await user.should_see("RuntimeError: boom", retries=WAIT)
     await user.should_see(content="Traceback: boom", retries=WAIT)
     user.find(marker=f"requeue-{job_id}").click()
-    await eventually(lambda: [j.id for j in q.pending()] == [job_id])
+    await wait_for_async(lambda: [j.id for j in q.pending()] == [job_id])
 
 
 async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -> None:
@@ -136,18 +121,18 @@ async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -
     await user.should_see(f"job {job_id}", retries=WAIT)
     await user.should_see("Epoch 1/5", retries=WAIT)
     chart = user.find(marker="loss-chart").elements.pop()
-    await eventually(lambda: len(chart.options["series"][0]["data"]) == 2)
+    await wait_for_async(lambda: len(chart.options["series"][0]["data"]) == 2)
     with open(exp.metrics, "a") as fh:  # a resume: marker plus new steps, appended like the callback does
         fh.write(json.dumps({"event": "resume", "step": 20, "epoch": 0, "max_epochs": 5}) + "\n")
         fh.write(json.dumps({"step": 30, "epoch": 0, "loss": 1.2, "lr": 0.008}) + "\n")
         fh.write(json.dumps({"step": 40, "epoch": 0, "kind": "epoch", "val_loss": 1.1, "val_acc": 0.6}) + "\n")
-    await eventually(lambda: len(chart.options["series"][0]["data"]) == 3)
+    await wait_for_async(lambda: len(chart.options["series"][0]["data"]) == 3)
     assert chart.options["series"][0]["markLine"]["data"][0]["xAxis"] == 20
     await user.should_see("resumed from epoch 0 (step 20)", retries=WAIT)
     await user.should_see(marker="live-metrics", retries=WAIT)
     assert user.find(marker="live-metrics").elements.pop().rows[0]["val_acc"] == "0.6"
     user.find(marker="live-stop").click()
-    await eventually(lambda: q.get(job_id).stop_requested and q.paths.stop_flag(job_id).exists())
+    await wait_for_async(lambda: q.get(job_id).stop_requested and q.paths.stop_flag(job_id).exists())
 
 
 async def test_experiments_filter_detail_and_add_epochs(user: User, gui_project) -> None:
@@ -167,7 +152,7 @@ async def test_experiments_filter_detail_and_add_epochs(user: User, gui_project)
     assert {"key": "model", "this": "cnn", "other": "echo"} in user.find(marker="diff-table").elements.pop().rows
     set_value(user, "detail-epochs", "4")
     user.find(marker="detail-add-epochs").click()
-    [job] = await eventually(queue().pending)
+    [job] = await wait_for_async(queue().pending)
     assert job.experiment_id == ids["cnn"] and job.action == "extend" and job.max_epochs == 4
     await user.open("/experiments/not-an-id")
     await user.should_see("expected hexadecimal", retries=WAIT)
@@ -181,7 +166,7 @@ async def test_checkpoint_screen_queues_a_warm_start(user: User, gui_project) ->
     user.find(marker="ckpt-light").click()
     set_value(user, "ckpt-epochs", "2")
     user.find(marker="ckpt-queue").click()
-    [job] = await eventually(queue().pending)
+    [job] = await wait_for_async(queue().pending)
     assert f"init_from={cnn}/epoch-0001" in [a.replace("'", "") for a in job.args]  # submit may quote it
     assert "limit_samples=256" in job.args
     assert job.action == "new" and job.experiment_id != cnn and job.max_epochs == 2
@@ -204,7 +189,7 @@ async def test_inference_upload_shows_transcript_and_rtf(user: User, gui_project
     await user.should_see("1 experiment with a speech model", retries=300)  # imports the model code
     assert user.find(marker="inf-experiment").elements.pop().value == echo
     await user.should_see(marker="inf-checkpoint", retries=WAIT)
-    await eventually(lambda: user.find(marker="inf-checkpoint").elements.pop().value == "last")
+    await wait_for_async(lambda: user.find(marker="inf-checkpoint").elements.pop().value == "last")
     upload = user.find(ui.upload).elements.pop()
     await upload.handle_uploads([ui.upload.SmallFileUpload("voice.wav", "audio/wav", _wav(0.5))])
     await user.should_see("echo 8000 samples at 16000 Hz", retries=300)  # mono: stereo was mixed down

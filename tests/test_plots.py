@@ -96,13 +96,22 @@ def test_a_broken_plot_is_reported_and_the_others_still_succeed(trained):
 
 def test_an_unimportable_plot_module_fails_its_layer_only(trained):
     project, eid = trained
-    (project / "definitions/models/cnn/adapters/digits/plot.py").write_text("import no_such_module\n")
+    (project / "definitions/models/cnn/adapters/digits/plots.py").write_text("import no_such_module\n")
     proc = run_cli(project, "MLSystem.execute_plot", eid, "--json")
     assert proc.returncode == 1
     plots = json.loads(proc.stdout)["plots"]
     failed = [p for p in plots if not p["ok"]]
     assert len(failed) == 1 and failed[0]["layer"] == "adapter" and "no_such_module" in failed[0]["error"]
     assert sum(p["ok"] for p in plots) == 7
+
+
+def test_every_layer_uses_plots_py_and_an_old_plot_py_still_works_with_a_warning(project):
+    adapter = project / "definitions/models/cnn/adapters/digits"
+    (adapter / "plots.py").rename(adapter / "plot.py")  # the adapters' name before MLSystem 0.2
+    proc = run_cli(project, "MLSystem.inspector", "--json", check=True)
+    [plot] = json.loads(proc.stdout)["models"]["cnn"]["adapters"]["digits"]["plots"]
+    assert plot["layer"] == "adapter" and plot["source"].endswith("adapters/digits/plot.py")
+    assert "plot.py: rename it to plots.py" in proc.stderr and "Warning" in proc.stderr
 
 
 def test_no_checkpoint_trains_first_then_plots(trained):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST, add_probe_model, cli_env, run_cli
+from conftest import FAST, add_probe_model, cli_env, run_cli, wait_for
 from MLSystem.paths import ProjectPaths
 
 pytestmark = pytest.mark.slow
@@ -104,16 +104,16 @@ def _start(root: Path, *args: str) -> subprocess.Popen:
 
 def _wait_for_step(d: Path, step: int, proc: subprocess.Popen, timeout: float = 120,
                    source: str = "progress.json") -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def reached() -> bool:
         try:
             if json.loads((d / source).read_text())["global_step" if source == "state.json" else "step"] >= step:
-                return
+                return True
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             pass
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise TimeoutError(f"step {step} not reached")
+        return False
+
+    wait_for(reached, timeout, f"step {step} in {d / source}")
 
 
 def test_sigterm_is_a_graceful_stop(probe_project):
@@ -130,11 +130,12 @@ def test_sigterm_is_a_graceful_stop(probe_project):
 
 
 def _experiment(root: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
-    root_dir, deadline = ProjectPaths(root).experiments, time.time() + timeout
-    while not any(root_dir.glob("*/progress.json")):
-        assert time.time() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    return next(root_dir.glob("*/progress.json")).parent
+    def started() -> Path | None:
+        found = next(ProjectPaths(root).experiments.glob("*/progress.json"), None)
+        assert found is not None or proc.poll() is None, proc.communicate()
+        return found
+
+    return wait_for(started, timeout, "the experiment's progress.json").parent
 
 
 def test_sigkill_at_random_moments_never_corrupts_last_ckpt_and_resume_finishes(probe_project):

@@ -1,7 +1,7 @@
 """``BasePlot``: one figure (or a few) about an experiment, at one layer of its definitions.
 
-Write plots in ``definitions/datasets/{name}/plots.py``, ``definitions/models/{name}/plots.py``
-or ``definitions/models/{model}/adapters/{name}/plot.py``::
+Write plots in ``plots.py`` of any layer: ``definitions/datasets/{name}/plots.py``,
+``definitions/models/{name}/plots.py`` or ``definitions/models/{model}/adapters/{name}/plots.py``::
 
     class LabelHistogram(BasePlot):
         title = "Labels in the training set"

@@ -57,8 +57,13 @@ class ConfigBase:
 
     Checks that involve values go in ``__post_init__`` and raise ``ValueError("key: why")``:
     after the flat merge, each layer's config is instantiated with the merged values of its own
-    fields, so the check sees what will really be used.
+    fields, so the check sees what will really be used. A check that needs another layer's value
+    (an adapter's feature settings against the dataset's sample rate) goes in
+    :meth:`check_merged`, which gets every merged parameter.
     """
+
+    def check_merged(self, params: dict[str, Any]) -> None:
+        """Called after the merge with all merged parameters; raise ``ValueError("key: why")``."""
 
     @classmethod
     def field_infos(cls) -> list[FieldInfo]:

@@ -1,6 +1,6 @@
 """Config of the `ljspeech` dataset: LJSpeech-1.1 or any folder in its layout (e.g. the synthetic one).
 
-    python -m definitions.datasets.ljspeech.synth --out data/ljspeech_synth --hours 2
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2
     python -m MLSystem.execute_train dataset=ljspeech model=conformer path=data/ljspeech_synth
 """
 
@@ -16,11 +16,6 @@ class LJSpeechConfig(ConfigBase):
     val_metadata: str = param("", "Validation metadata file inside `path`; empty = split metadata.csv by seed")
     val_fraction: float = param(0.05, "Share of metadata.csv held out for validation when there is no val_metadata")
     sample_rate: int = param(22050, "Expected sample rate of every wav (Hz)")
-    n_fft: int = param(1024, "FFT size of the spectrogram")
-    hop_length: int = param(256, "Hop between spectrogram frames (samples)")
-    n_mels: int = param(80, "Mel bands")
-    f_min: float = param(0.0, "Lowest mel frequency (Hz)")
-    f_max: float = param(8000.0, "Highest mel frequency (Hz)")
     max_seconds: float = param(20.0, "Skip utterances longer than this (seconds)")
     on_bad_row: str = param(
         "skip", "Bad metadata rows / missing, unreadable or wrong-rate wavs: skip with a warning, or fail",
@@ -31,9 +26,7 @@ class LJSpeechConfig(ConfigBase):
         problems = []
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction: must be in (0, 1), got {self.val_fraction}")
-        if self.hop_length < 1 or self.n_fft < self.hop_length:
-            problems.append(f"hop_length: must be in [1, n_fft={self.n_fft}], got {self.hop_length}")
-        if self.f_max <= self.f_min or self.f_max > self.sample_rate / 2:
-            problems.append(f"f_max: must be in ({self.f_min}, sample_rate/2={self.sample_rate / 2}], got {self.f_max}")
+        if self.sample_rate < 1:
+            problems.append(f"sample_rate: must be >= 1 Hz, got {self.sample_rate}")
         if problems:
             raise ValueError("; ".join(problems))

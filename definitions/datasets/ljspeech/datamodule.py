@@ -148,7 +148,7 @@ class LJSpeechDataModule(BaseDataModule):
         root = corpus_root(p["path"])
         if not root.is_dir():
             raise CorpusError(f"path: corpus folder {root} does not exist "
-                              "(make one: python -m definitions.datasets.ljspeech.synth --out data/ljspeech_synth)")
+                              "(make one: python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth)")
         load = partial(load_utterances, root, sample_rate=int(p["sample_rate"]), max_seconds=float(p["max_seconds"]),
                        on_bad_row=p["on_bad_row"])
         utts = load(p["metadata"])

@@ -1,7 +1,7 @@
 """Config of the `conformer` model: Conformer encoder + CTC over characters. The defaults are the
 recipe that reaches CER <= 5 % on the synthetic corpus in under 20 minutes on 2 CPU cores.
 
-    python -m definitions.datasets.ljspeech.synth --out data/ljspeech_synth --hours 2
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2
     python -m MLSystem.execute_train dataset=ljspeech model=conformer path=data/ljspeech_synth
     # tiny config (tests, smoke runs; ~1 min on 0.35 h of speech):
     python -m MLSystem.execute_train dataset=ljspeech model=conformer d_model=96 num_layers=2 ffn_dim=192 \

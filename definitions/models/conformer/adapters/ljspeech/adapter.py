@@ -42,10 +42,12 @@ class LJSpeechToConformer(BaseAdapter):
         def compute() -> np.ndarray:
             return self._featurizer(torch.from_numpy(utt.load())).numpy()
 
-        cache = self._cache_for(utt.path.parent.parent)
+        cache = self.cache_for(utt.path.parent.parent)
         return cache.get_or_compute(utt.id, utt.path, compute) if cache else compute()
 
-    def _cache_for(self, corpus: Path) -> FeatureCache | None:
+    def cache_for(self, corpus: Path) -> FeatureCache | None:
+        """The feature cache of a corpus folder (its ``hits``/``misses`` count this process's reads),
+        or None when ``feature_cache`` is off."""
         folder = self.params["feature_cache"]
         if not folder:
             return None

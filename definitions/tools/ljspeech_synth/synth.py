@@ -1,6 +1,6 @@
 """Offline speech corpus in the exact LJSpeech layout, spoken by espeak-ng (no download).
 
-    python -m definitions.datasets.ljspeech.synth --out data/ljspeech_synth --hours 2 --seed 0
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2 --seed 0
 
 Writes::
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from definitions.datasets.ljspeech.sentences import unique_sentences
+from definitions.tools.ljspeech_synth.sentences import unique_sentences
 
 SAMPLE_RATE = 22050
 # Training voices: espeak-ng languages x variants. The held-out variant is never trained on.
@@ -103,7 +103,7 @@ def _synth_chunk(job: tuple[list[Utterance], str, int]) -> list[tuple[str, int]]
     """Worker: synthesize and write a chunk; returns ``(id, samples)`` per utterance."""
     import soundfile as sf
 
-    from definitions.datasets.ljspeech.espeak import Espeak
+    from definitions.tools.ljspeech_synth.espeak import Espeak
 
     utts, wav_dir, seed = job
     engine = Espeak()

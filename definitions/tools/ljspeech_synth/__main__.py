@@ -1,0 +1,7 @@
+"""``python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2``."""
+
+import sys
+
+from definitions.tools.ljspeech_synth.synth import main
+
+sys.exit(main())
