@@ -29,6 +29,7 @@ from MLSystem.execute_train import train_context
 from MLSystem.inspector import PlotSpec, discover_plots
 from MLSystem.loader import LoadedExperiment, load_experiment
 from MLSystem.paths import ProjectPaths
+from MLSystem.records import ExperimentStatus
 from MLSystem.utils.atomic import atomic_write, atomic_write_json, read_json
 from MLSystem.utils.clock import now_iso
 
@@ -106,7 +107,7 @@ def run_plots(experiment: str, *, names: Sequence[str] = (), layers: Sequence[st
         weights_error, report.trained = _train_first(loaded, out)
         if weights_error is None:
             loaded = load_experiment(loaded.experiment_id, checkpoint, paths=paths)
-        elif report.trained == "stopped":
+        elif report.trained == ExperimentStatus.STOPPED:
             report.exit_code = ExitCode.STOPPED
     ckpt_name = None
     for spec in selected:
@@ -133,7 +134,7 @@ def _train_first(loaded: LoadedExperiment, out) -> tuple[str | None, str]:
     result = train_context(loaded.context, out=out)
     if result.exit_code == ExitCode.OK:
         return None, "trained"
-    status = "stopped" if result.exit_code == ExitCode.STOPPED else "failed"
+    status = ExperimentStatus.STOPPED if result.exit_code == ExitCode.STOPPED else ExperimentStatus.FAILED
     return f"no trained weights: training {status} ({result.message})", status
 
 

@@ -170,6 +170,19 @@ def job_from_dict(data: Any, *, expect_id: str | None = None) -> Job:
 
 @dataclass(frozen=True)
 class QueuePaths:
+    """Where everything of the queue lives::
+
+        queue/
+          pending/{job}.json    waiting to run (``held`` jobs stay here, keeping their place)
+          running/{job}.json    claimed by the runner
+          finished/ failed/ stopped/{job}.json
+          logs/{job}.log        stdout+stderr of every attempt; logs/{job}.metrics.jsonl
+          control/{job}.stop    stop flag of a running job (``MLSYSTEM_STOP_FILE``)
+          .lock                 the one lock around every read-modify-write (queue_store)
+          runner.lock           held by the one active runner; runner.json says who it is (runner_record)
+          DRAIN                 "finish the current job, then stop"
+    """
+
     root: Path
 
     def dir(self, status: Status | str) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from MLSystem.records import Action
 from MLSystem.utils.tail import FileTail
 
 
@@ -64,7 +65,7 @@ def row_kind(row: dict[str, Any]) -> str:
 
 def is_resume(event: dict[str, Any]) -> bool:
     """An event row of a run that continued an existing experiment (resume / extend)."""
-    return event.get("event") != "new"
+    return event.get("event") != Action.NEW
 
 
 class MetricsTail:

@@ -1,16 +1,5 @@
-"""The queue store: the one module that reads and writes files under ``queue/``.
-
-Layout (the directory a job file is in *is* its status; the JSON's ``status`` mirrors it)::
-
-    queue/
-      pending/{job}.json    waiting to run (``held`` jobs stay here, keeping their place)
-      running/{job}.json    claimed by the runner
-      finished/ failed/ stopped/{job}.json
-      logs/{job}.log        stdout+stderr of every attempt; logs/{job}.metrics.jsonl
-      control/{job}.stop    stop flag of a running job (``MLSYSTEM_STOP_FILE``)
-      .lock                 the one lock around every read-modify-write
-      runner.lock           held by the one active runner; runner.json says who it is (runner_record)
-      DRAIN                 "finish the current job, then stop"
+"""The queue store: the one module that reads and writes files under ``queue/`` (layout:
+:class:`~MLSystem.jobs.QueuePaths`; the folder a job file is in *is* its status).
 
 Every write is atomic (temp file + rename) and happens under ``.lock``; a status change first
 moves the file (one ``rename``, so a job is never in two folders) and then rewrites it. A file
@@ -24,12 +13,10 @@ someone else's job, not a broken one.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
 import socket
-import stat
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -44,9 +31,9 @@ from MLSystem.jobs import (
     QueueInputError,
     QueuePaths,
     Status,
-    job_from_dict,
 )
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_files import Invalid, Unreadable, read_job_file
 from MLSystem.utils.atomic import atomic_write_json
 from MLSystem.utils.clock import now_iso
 
@@ -115,49 +102,23 @@ class JobQueue:
 
     def _load(self, path: Path | str, status: Status) -> Job | None:
         """Parse and validate one job file (no caching: another process may have replaced it).
+        Invalid files are quarantined; unreadable ones are skipped with a warning (see queue_files)."""
+        result = read_job_file(str(path))
+        if isinstance(result, Unreadable):
+            self._unreadable(str(path), result.reason)
+            return None
+        if isinstance(result, Invalid):
+            self._quarantine(Path(path), status, result.text, result.problem)
+            return None
+        if result is not None:
+            result.status = status.value  # the folder is the truth
+        return result
 
-        Links and other non-regular files are quarantined without being opened; a file that
-        cannot be opened (permissions) is skipped with a warning and left where it is."""
-        path = str(path)
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            return None  # moved by another process between listing and reading
-        except OSError as exc:
-            self._unreadable(path, exc)
-            return None
-        if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
-            what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-            self._quarantine(Path(path), status, "", f"{what}; job files must be regular files (not read)")
-            return None
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-            with open(fd, encoding="utf-8") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            return None
-        except UnicodeDecodeError as exc:
-            self._quarantine(Path(path), status, "", f"not UTF-8 text: {exc}")
-            return None
-        except OSError as exc:  # permission denied, or replaced by a link since lstat (ELOOP)
-            self._unreadable(path, exc)
-            return None
-        try:
-            data = json.loads(text)
-            if isinstance(data, dict) and "position" not in data:
-                data["position"] = info.st_mtime  # a hand-written job queues by its file time
-            job = job_from_dict(data, expect_id=os.path.basename(path)[:-5])
-        except ValueError as exc:  # JSONDecodeError is a ValueError
-            self._quarantine(Path(path), status, text, str(exc))
-            return None
-        job.status = status.value  # the folder is the truth
-        return job
-
-    def _unreadable(self, path: str, exc: OSError) -> None:
+    def _unreadable(self, path: str, reason: str) -> None:
         """A job file this process may not read: someone else's job, not an invalid one."""
         self.unreadable.add(path)
         log.warning("%s: cannot be read (%s); skipped. If it is a teammate's job, ask them to make the queue "
-                    "group-readable (umask 002)", path, exc.strerror or exc)
+                    "group-readable (umask 002)", path, reason)
 
     def _quarantine(self, path: Path, status: Status, text: str, problem: str) -> None:
         """Replace an invalid job file by a valid failed/ record holding the error and the text."""

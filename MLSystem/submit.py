@@ -320,7 +320,7 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
                          f"runner pid {runner['pid']} will finish its current job, then exit")
     elif args.plot:
         job = submit_plot(args.plot, priority=args.priority, queue=queue)
-        out.emit({"queued": [{"job": job.id, "experiment_id": job.experiment_id, "action": "plot"}], "skipped": []},
+        out.emit({"queued": [{"job": job.id, "experiment_id": job.experiment_id, "action": Action.PLOT}], "skipped": []},
                  f"queued {job.id}  experiment {job.experiment_id}  plot")
     else:
         if not args.overrides:

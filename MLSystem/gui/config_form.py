@@ -20,7 +20,7 @@ from MLSystem.config_merge import MergedConfig, load_base_config, merge_config
 from MLSystem.errors import ConfigError, MLSystemError
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color
-from MLSystem.records import SELECTION_KEYS
+from MLSystem.records import SELECTION_KEYS, Action
 from MLSystem.submit import plan
 
 PREVIEW_DEBOUNCE_S = 0.3
@@ -64,7 +64,7 @@ def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool, explai
         return Preview([], "", [str(exc)])
     if len(plans) > 1 and not sweeps:
         return Preview([], "", ["sweeps are not allowed here: one job stays one job"])
-    why = explain_new(cockpit, plans[0].args) if explain and len(plans) == 1 and plans[0].action == "new" else ""
+    why = explain_new(cockpit, plans[0].args) if explain and len(plans) == 1 and plans[0].action == Action.NEW else ""
     return Preview(plans, why, [])
 
 
@@ -202,7 +202,7 @@ class ConfigForm:
         if preview is None:  # the app is shutting down
             return Preview([], "", ["the cockpit is shutting down"])
         self._show(preview)
-        if len(preview.plans) == 1 and preview.plans[0].action == "new":
+        if len(preview.plans) == 1 and preview.plans[0].action == Action.NEW:
             why = await run.io_bound(explain_new, self.cockpit, preview.plans[0].args)
             if why and self.preview is preview:  # not replaced by a newer preview meanwhile
                 preview.why_new = why

@@ -16,6 +16,7 @@ from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import frame
 from MLSystem.gui.live import LiveReader, LiveUpdate, sample_pairs
 from MLSystem.gui.series import LiveSeries
+from MLSystem.records import Action
 
 TICK_S = 0.5
 LOG_LINES = 500
@@ -23,10 +24,10 @@ LOG_LINES = 500
 
 def resume_text(events: list[dict[str, Any]]) -> str:
     """'resumed from epoch 3 (step 189)' for the latest run, '' for a run that started fresh."""
-    if not events or events[-1].get("event") == "new":
+    if not events or events[-1].get("event") == Action.NEW:
         return ""
     e = events[-1]
-    verb = {"resume": "resumed", "extend": "extended"}.get(e.get("event"), str(e.get("event")))
+    verb = {Action.RESUME: "resumed", Action.EXTEND: "extended"}.get(e.get("event"), str(e.get("event")))
     return f"{verb} from epoch {e.get('epoch', '?')} (step {e.get('step', '?')})"
 
 
