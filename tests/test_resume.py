@@ -164,3 +164,26 @@ def test_sigkill_at_random_moments_never_corrupts_last_ckpt_and_resume_finishes(
     assert steps == sorted(set(steps))
     assert [row["epoch"] for row in rows if row.get("kind") == "epoch"] == [0, 1, 2]
     assert "already complete (3/3 epochs)" in run_cli(probe_project, "MLSystem.execute_train", *args).stdout
+
+
+def test_a_sigkilled_run_is_listed_as_interrupted_not_running_and_resumes(probe_project):
+    """experiment.json still says "running" after a SIGKILL; listings and the cockpit's API must not."""
+    from MLSystem import experiment_store as store
+    from MLSystem.gui.index import ExperimentIndex
+
+    args = [*ARGS, "step_sleep=0.05"]
+    proc = _start(probe_project, *args)
+    exp = _experiment(probe_project, proc)
+    _wait_for_step(exp, 2, proc)
+    paths = ProjectPaths.discover(probe_project)
+    index = ExperimentIndex(paths, ttl=0)
+    assert index.page(status="running").total == 1  # while it trains, it is running
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((exp / "experiment.json").read_text())["status"] == "running"  # the stale record
+    assert index.page(status="running").total == 0
+    [row] = index.page(status="interrupted").rows
+    assert row["id"] == exp.name
+    assert store.live_status(paths.experiment(exp.name), store.read_record(paths.experiment(exp.name))) == "interrupted"
+    r = run_cli(probe_project, "MLSystem.execute_train", *args, check=True)
+    assert index.page(status="complete").total == 1 and index.page(status="interrupted").total == 0
