@@ -18,6 +18,7 @@ listed as "damaged" with the reason, never silently hidden.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -205,7 +206,7 @@ _SUMMARY_CACHE_VERSION = 1
 # In-process copy of the summary cache: cache file path -> (its stamp, entries)
 _summary_memo: dict[str, tuple[Any, dict[str, Any]]] = {}
 # Typed summaries already built in this process: experiment folder -> (its stamp, summary)
-_typed_memo: dict[str, tuple[Any, "ExperimentSummary"]] = {}
+_typed_memo: dict[tuple[str, str], tuple[Any, "ExperimentSummary"]] = {}
 
 
 def forget_cached_listings() -> None:
@@ -271,7 +272,15 @@ def list_experiments(paths: ProjectPaths) -> list[ExperimentSummary]:
         # cheap to re-read, so the file is rewritten only once enough of it is out of date.
         cacheable = {k: v for k, v in fresh.items() if v.get("stamp") is not None}
         _remember_summaries(cache_file, cacheable, persist=not entries or stale >= max(20, len(fresh) // 100))
-    out = [_summary(paths, eid, e) for eid, e in fresh.items()]
+    # Thousands of new (acyclic) records would trigger full garbage collections that walk the
+    # whole cache each time: a third of a 10,000-experiment listing. Collect once, afterwards.
+    collect = gc.isenabled()
+    gc.disable()
+    try:
+        out = [_summary(paths, eid, e) for eid, e in fresh.items()]
+    finally:
+        if collect:
+            gc.enable()
     out.sort(key=lambda s: s.record.updated or "", reverse=True)
     return out
 
@@ -279,14 +288,14 @@ def list_experiments(paths: ProjectPaths) -> list[ExperimentSummary]:
 def _summary(paths: ProjectPaths, eid: str, entry: dict[str, Any]) -> ExperimentSummary:
     if "problem" in entry:
         return ExperimentSummary(eid, ExperimentRecord.damaged(eid, entry["problem"]), None)
-    exp = paths.experiment(eid)
-    key = str(exp.dir)
+    key = (str(paths.root), eid)
     typed = _typed_memo.get(key)
     if typed is None or typed[0] != entry["stamp"]:
         try:
             record = ExperimentRecord.from_json(entry["metadata"], eid)
         except (TypeError, ValueError) as exc:
-            return ExperimentSummary(eid, ExperimentRecord.damaged(eid, f"{exp.metadata}: {exc}"), None)
+            problem = f"{paths.experiment(eid).metadata}: {exc}"
+            return ExperimentSummary(eid, ExperimentRecord.damaged(eid, problem), None)
         try:
             state = TrainingState.from_json(entry["state"]) if entry.get("state") is not None else None
         except (TypeError, ValueError):
@@ -294,6 +303,7 @@ def _summary(paths: ProjectPaths, eid: str, entry: dict[str, Any]) -> Experiment
         typed = _typed_memo[key] = (entry["stamp"], ExperimentSummary(eid, record, state))
     summary = typed[1]
     if summary.record.status == ExperimentStatus.RUNNING:
+        exp = paths.experiment(eid)
         summary = replace(summary, record=replace(summary.record, status=live_status(exp, summary.record)))
     return summary
 
