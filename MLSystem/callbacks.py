@@ -48,10 +48,14 @@ class MetricsLog:
         if not self.path.exists():
             return 0
         kept, dropped = [], 0
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for raw in self.path.read_bytes().splitlines():
             try:
+                line = raw.decode("utf-8")
                 row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill mid-write
+            except (UnicodeDecodeError, json.JSONDecodeError):  # a line cut by a kill mid-write, or garbage
+                dropped += 1
+                continue
+            if not isinstance(row, dict):
                 dropped += 1
                 continue
             s = row.get("step", 0)

@@ -108,3 +108,25 @@ def test_second_trainer_of_the_same_experiment_is_refused(project):
         r = run_cli(project, "MLSystem.execute_train", *CNN, "max_epochs=1")
     assert r.returncode == 4
     assert f"experiment {ctx.experiment_id} is busy" in r.stderr
+
+
+def test_corrupt_records_name_the_file_and_cost_no_work(project):
+    """Garbage state.json / binary in metrics.jsonl: resume from last.ckpt anyway, saying which file
+    was bad. A binary experiment.json: one line naming it and what to do, nothing trained over it."""
+    first = run_cli(project, "MLSystem.execute_train", "model=mlp", *FAST, "max_epochs=1", check=True)
+    exp = ProjectPaths(project).experiment(first.stdout.split()[2])
+    exp.state.write_text("garbage")
+    with open(exp.metrics, "ab") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n\xff\xfe\n")
+    r = run_cli(project, "MLSystem.execute_train", "model=mlp", *FAST, "max_epochs=2")
+    assert r.returncode == 0, r.stderr
+    assert f"{exp.state}: not valid JSON" in r.stderr and "from last.ckpt" in r.stderr
+    assert f"extending {exp.id}: 1 -> 2 epochs" in r.stdout  # the epoch already trained was kept
+    assert json.loads(exp.state.read_text())["epochs_completed"] == 2
+    assert [row["epoch"] for row in rows(exp.dir) if row.get("kind") == "epoch"] == [0, 1]
+
+    exp.metadata.write_bytes(b"\x00\x01binary\xff")
+    r = run_cli(project, "MLSystem.execute_train", "model=mlp", *FAST, "max_epochs=3")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert f"{exp.metadata}: not UTF-8 text" in r.stderr and "restore it from a backup" in r.stderr
+    assert json.loads(exp.state.read_text())["epochs_completed"] == 2
