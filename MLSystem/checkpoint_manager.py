@@ -16,7 +16,6 @@ import logging
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from MLSystem.experiment_store import read_state, write_state
 from MLSystem.paths import ExperimentPaths
 from MLSystem.records import STATE_KEY, Action, TrainingState
 from MLSystem.utils.atomic import atomic_write
+from MLSystem.utils.clock import iso_time
 
 # The decision vocabulary is records.Action; these names stay for readability at call sites.
 NEW, RESUME, EXTEND, COMPLETE = Action.NEW, Action.RESUME, Action.EXTEND, Action.COMPLETE
@@ -116,7 +116,7 @@ def list_checkpoints(exp: ExperimentPaths) -> list[CheckpointInfo]:
         else:
             epochs = None
         st = p.stat()
-        when = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
+        when = iso_time(st.st_mtime)
         out.append(CheckpointInfo(p.stem, p, epochs, st.st_size, when))
     # epoch files in order, then best (its epoch is only inside the file), then last
     out.sort(key=lambda c: (c.name == "last", c.name == "best", c.epochs_done or 0, c.name))

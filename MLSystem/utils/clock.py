@@ -10,6 +10,11 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def iso_time(timestamp: float) -> str:
+    """Epoch seconds (a file's mtime) in the same format as :func:`now_iso`."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
 def parse_iso(text: str | None) -> float | None:
     """Epoch seconds of an ISO time stamp (any precision); None when empty or malformed."""
     try:
