@@ -146,11 +146,15 @@ def wait_for(pred, timeout: float = 60, what: str = "condition"):
 
 
 async def wait_for_async(pred, timeout: float = 60, what: str = "condition"):
-    """:func:`wait_for` for async tests: waits without blocking the event loop (the app under test runs on it)."""
+    """:func:`wait_for` for async tests: waits without blocking the event loop (the app under test runs
+    on it); ``pred`` may be a coroutine function (e.g. one that asks the API)."""
     import asyncio
+    import inspect
 
     for _ in _polls(timeout):
         value = pred()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(POLL_S)

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from nicegui.testing import User
 
-from conftest import FAST, wait_for
+from conftest import FAST, wait_for, wait_for_async
 from gui_fixtures import experiment_ids
 from MLSystem.gui.auth import TOKEN_ENV
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES
 from MLSystem.jobs import Status
-from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_store import JobQueue
 
 BAD_IDS = ["..%2F..%2Fconfigs", "x%20y", "%2Eenv", "a" * 200]
 MLP = ["dataset=digits", "model=mlp", "max_epochs=1", *FAST]
@@ -115,6 +115,35 @@ async def test_bad_ids_and_path_traversal_are_refused(user: User, gui_project) -
     assert r.status_code == 400 and "checkpoint" in r.json()["detail"]
     r = await client.post("/api/jobs", json={"overrides": ["dataset=digits", "model=cnn", "lr=fast"]})
     assert r.status_code == 400 and any(p.startswith("lr:") for p in r.json()["problems"])
+
+
+async def test_status_codes_come_from_error_classes(user: User, gui_project) -> None:
+    client = user.http_client
+    cnn = experiment_ids(gui_project)["cnn"]
+    r = await client.get("/api/jobs/job-00000000")
+    assert r.status_code == 404 and "no such job" in r.json()["detail"]
+    r = await client.get("/api/experiments/0123456789ab")
+    assert r.status_code == 404 and "no such experiment" in r.json()["detail"]
+    r = await client.get(f"/api/experiments/{cnn}/files/plots/none.png")
+    assert r.status_code == 404
+    r = await client.post("/api/runner/drain", json={})
+    assert r.status_code == 409 and "no runner" in r.json()["detail"]
+
+
+async def test_a_damaged_experiment_is_listed_and_its_page_names_the_file(user: User, gui_project) -> None:
+    client = user.http_client
+    cnn = experiment_ids(gui_project)["cnn"]
+    meta = ProjectPaths.discover(gui_project).experiment(cnn).metadata
+    meta.write_bytes(b"\x00\x01binary\xff")
+
+    async def damaged():
+        r = await client.get("/api/experiments", params={"status": "damaged"})
+        return r.json()["experiments"]
+
+    [row] = await wait_for_async(damaged, 30, "the damaged experiment in the listing (cached a few seconds)")
+    assert row["id"] == cnn and str(meta) in row["error"]
+    r = await client.get(f"/api/experiments/{cnn}")
+    assert r.status_code == 500 and str(meta) in r.json()["detail"] and "not UTF-8" in r.json()["detail"]
 
 
 async def test_oversized_and_malformed_uploads(user: User, gui_project) -> None:
