@@ -71,3 +71,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(loader, name)
     raise AttributeError(f"module 'MLSystem.base' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
