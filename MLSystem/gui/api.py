@@ -2,8 +2,9 @@
 
 Documented by FastAPI's OpenAPI page (``/docs``). Endpoints are plain ``def`` functions, so
 FastAPI runs them in worker threads and file reads never block the UI's event loop. Errors
-come back as ``{"detail": ...}`` (400 bad input, 404 unknown job/experiment/checkpoint,
-409 wrong state, 413 upload too large).
+come back as ``{"detail": ...}`` with the status of the error's class (``errors.http_status``:
+400 bad input, 404 unknown job/experiment/checkpoint/file, 409 wrong state, 413 upload too large,
+500 a damaged record, named in the detail).
 """
 
 from __future__ import annotations
