@@ -131,6 +131,8 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning 2.6 on torch 2.11
+    # On a machine with Slurm installed, a local run is not a mistake: keep stderr to our one line.
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
     pl.seed_everything(int(params["seed"]), workers=True, verbose=False)
     model = ctx.model
     if decision.action == cm.NEW and ctx.selection.init_from:
