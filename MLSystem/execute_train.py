@@ -28,7 +28,7 @@ from MLSystem.builder import ExperimentBuilder, ExperimentContext
 from MLSystem.errors import ExitCode, MLSystemError
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
-from MLSystem.records import ExperimentStatus
+from MLSystem.records import ExperimentStatus, Segment
 from MLSystem.utils.clock import now_iso
 
 log = logging.getLogger("MLSystem.train")
@@ -86,12 +86,11 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
             print(warning, file=sys.stderr)
             log.warning(warning)
         store.write_resolved_config(exp, ctx.selection.as_dict(), ctx.all_params, ctx.sources)
-        segment = {"kind": decision.action.value, "from_epoch": decision.epochs_done, "to_epoch": decision.max_epochs,
-                   "from_step": decision.global_step, "started": now_iso(), "pid": os.getpid(),
-                   "status": ExperimentStatus.RUNNING.value}
-        segments = record.segments + [segment]
+        segment = Segment(kind=decision.action.value, from_epoch=decision.epochs_done, to_epoch=decision.max_epochs,
+                          from_step=decision.global_step, started=now_iso(), pid=os.getpid())
+        earlier = record.segments
         store.update_record(exp, status=ExperimentStatus.RUNNING.value, max_epochs=decision.max_epochs,
-                            segments=segments,
+                            segments=earlier + [segment.to_dict()],
                             fingerprint=fingerprint if decision.action == cm.NEW else record.fingerprint)
         with contextlib.suppress(FileNotFoundError):
             exp.stop_flag.unlink()  # a request meant for an earlier run
@@ -99,15 +98,16 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
             code, status, note = _run_trainer(ctx, decision)
         except Exception as exc:
             log.error("training failed:\n%s", traceback.format_exc())
-            segment.update(ended=now_iso(), status=ExperimentStatus.FAILED.value)
-            store.update_record(exp, status=ExperimentStatus.FAILED.value, segments=segments,
+            segment.ended, segment.status = now_iso(), ExperimentStatus.FAILED.value
+            store.update_record(exp, status=ExperimentStatus.FAILED.value, segments=earlier + [segment.to_dict()],
                                 error=f"{type(exc).__name__}: {exc}"[:500])
             raise
         state = cm.training_state(exp)
-        segment.update(ended=now_iso(), status=status, to_step=state.global_step if state else None,
-                       reached_epoch=state.epochs_completed if state else None)
+        segment.ended, segment.status = now_iso(), status
+        segment.to_step = state.global_step if state else None
+        segment.reached_epoch = state.epochs_completed if state else None
         done = state.epochs_completed if state else 0
-        store.update_record(exp, status=status, segments=segments, epochs_done=done,
+        store.update_record(exp, status=status, segments=earlier + [segment.to_dict()], epochs_done=done,
                             global_step=state.global_step if state else 0, epoch_seconds=mean_epoch_seconds(exp.metrics))
         log.info("finished: %s %s", status, note)
         return TrainResult(code, exp.id, decision.action, note or message, done)

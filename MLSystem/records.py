@@ -148,6 +148,28 @@ class ExperimentRecord(_Record):
         """dataset / model / adapter / init_from as recorded in the identity."""
         return {k: self.identity[k] for k in SELECTION_KEYS if self.identity.get(k)}
 
+    def runs(self) -> list["Segment"]:
+        """The training runs, typed (``segments`` stays as stored, so listings convert nothing)."""
+        return [Segment.from_dict(s) for s in self.segments if isinstance(s, dict)]
+
+
+@dataclass
+class Segment(_Record):
+    """One training run of an experiment (an entry of ``experiment.json`` "segments")."""
+
+    kind: str = Action.NEW.value  # new / resume / extend
+    from_epoch: int = 0
+    to_epoch: int = 0  # the run's target (max_epochs)
+    from_step: int = 0
+    started: str = ""
+    pid: int | None = None
+    status: str = ExperimentStatus.RUNNING.value
+    ended: str | None = None
+    to_step: int | None = None
+    reached_epoch: int | None = None
+    extra: dict = field(default_factory=dict)
+    missing: frozenset = field(default=frozenset(), compare=False, repr=False)
+
 
 @dataclass
 class TrainingState(_Record):

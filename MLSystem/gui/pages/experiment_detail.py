@@ -97,12 +97,12 @@ class ExperimentDetail:
                 ui.label("· warm-started children:" if children else "· no warm-started children")
                 for child in children[:20]:
                     ui.link(child, f"/experiments/{child}").classes("font-mono")
-            segments = record.segments
-            if segments:
+            runs = record.runs()
+            if runs:
                 ui.table(columns=[{"name": k, "label": k, "field": k} for k in
                                   ("kind", "from_epoch", "to_epoch", "reached_epoch", "status", "started", "ended")],
-                         rows=[{**s, "started": short_time(s.get("started")), "ended": short_time(s.get("ended"))}
-                               for s in segments[-20:]]).props("dense flat").classes("w-full")
+                         rows=[{**s.to_dict(), "started": short_time(s.started), "ended": short_time(s.ended)}
+                               for s in runs[-20:]]).props("dense flat").classes("w-full")
             if record.error:
                 ui.label(f"error: {record.error}").classes("text-negative")
 
