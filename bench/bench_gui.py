@@ -97,7 +97,8 @@ def free_port() -> int:
 
 def start_gui(root: Path, port: int) -> subprocess.Popen:
     env = dict(os.environ, MLSYSTEM_ROOT=str(root))
-    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(port)], cwd=root, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(port), "--no-token"], cwd=root,
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         with socket.socket() as s:

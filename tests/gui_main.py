@@ -9,5 +9,6 @@ from MLSystem.gui.app import RUN_OPTIONS, build
 from MLSystem.gui.auth import TOKEN_ENV
 from MLSystem.paths import ProjectPaths
 
-build(ProjectPaths.discover(), os.environ.get(TOKEN_ENV) or None)
+# NiceGUI's simulated User sends ``Host: test``.
+build(ProjectPaths.discover(), os.environ.get(TOKEN_ENV) or None, allow_hosts=["test"])
 ui.run(**RUN_OPTIONS)

@@ -186,9 +186,10 @@ def test_non_loopback_host_needs_a_token(monkeypatch, capsys) -> None:
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     assert parse_args([]).host == "127.0.0.1"
+    assert parse_args(["--host", "0.0.0.0"]).token  # a random one, printed at start
     with pytest.raises(SystemExit):
-        parse_args(["--host", "0.0.0.0"])
-    assert "--token" in capsys.readouterr().err
+        parse_args(["--host", "0.0.0.0", "--no-token"])
+    assert "needs a token" in capsys.readouterr().err
     assert parse_args(["--host", "0.0.0.0", "--token", "t"]).token == "t"
     monkeypatch.setenv(TOKEN_ENV, "from-env")
     assert parse_args(["--host", "192.168.1.5"]).token == "from-env"

@@ -61,7 +61,8 @@ def cockpit(project: Path):
     log = open(project / "gui.log", "w")
     env = cli_env(project)
     env.pop("PYTEST_CURRENT_TEST", None)  # NiceGUI would think it runs inside pytest
-    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(port)], cwd=project,
+    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(port), "--no-token"],
+                            cwd=project,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         def up() -> bool:

@@ -1,15 +1,16 @@
-"""Wire the cockpit: pages, REST API and (with a token) the access check, onto NiceGUI's app."""
+"""Wire the cockpit: pages, REST API, the Host/Origin check and (with a token) the access check."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Iterable
 
 from nicegui import app
 
 from MLSystem.gui import api
 from MLSystem.gui.auth import TokenMiddleware
 from MLSystem.gui.context import Cockpit
+from MLSystem.gui.guard import HostOriginMiddleware, allowed_hosts
 from MLSystem.gui.pages import add_job, checkpoints, experiment_detail, experiments, inference, live, queue
 from MLSystem.paths import ProjectPaths
 
@@ -21,8 +22,13 @@ RUN_OPTIONS: dict[str, Any] = {
 }
 
 
-def build(paths: ProjectPaths, token: str | None = None) -> Cockpit:
-    """Register every page and ``/api`` route; call once before ``ui.run``."""
+def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0.1",
+          allow_hosts: Iterable[str] = ()) -> Cockpit:
+    """Register every page and ``/api`` route; call once before ``ui.run``.
+
+    Requests must name a Host the cockpit was started for (``bind``'s names, loopback names and
+    ``allow_hosts``) and, when they carry an Origin, come from the cockpit's own pages.
+    """
     cockpit = Cockpit(paths, token)
     for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference):
         page.register(cockpit)
@@ -31,4 +37,6 @@ def build(paths: ProjectPaths, token: str | None = None) -> Cockpit:
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     if token:
         app.add_middleware(TokenMiddleware, token=token)
+    # Added last, so it runs first: a foreign Host or Origin is refused before anything else.
+    app.add_middleware(HostOriginMiddleware, hosts=allowed_hosts(bind, allow_hosts))
     return cockpit

@@ -2,7 +2,9 @@
 
 With a token, every HTTP request and websocket (pages, API, NiceGUI's own endpoints) must carry
 it: ``Authorization: Bearer T``, ``X-MLSystem-Token: T``, ``?token=T`` or the cookie set when a
-page was opened with ``?token=T`` (so links and the browser's websocket work after that).
+page was opened with ``?token=T`` (so links and the browser's websocket work after that). The
+cookie is named after the server's port: cookies ignore ports, and two cockpits on one machine
+must not overwrite each other's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ COOKIE = "mlsystem_token"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
+
+
+def cookie_name(scope: Scope) -> str:
+    server = scope.get("server") or (None, None)
+    return f"{COOKIE}_{server[1]}" if server[1] else COOKIE
 
 
 def _presented(scope: Scope) -> tuple[str | None, bool]:
@@ -36,7 +43,8 @@ def _presented(scope: Scope) -> tuple[str | None, bool]:
         cookie.load(headers.get("cookie", ""))
     except Exception:  # a malformed cookie header is just no token
         return None, False
-    return (cookie[COOKIE].value if COOKIE in cookie else None), False
+    name = cookie_name(scope)
+    return (cookie[name].value if name in cookie else None), False
 
 
 class TokenMiddleware:
@@ -60,7 +68,7 @@ class TokenMiddleware:
 
         async def send_with_cookie(message: dict) -> None:
             if message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                cookie = f"{cookie_name(scope)}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 message = {**message, "headers": list(message.get("headers", [])) + [(b"set-cookie", cookie.encode())]}
             await send(message)
 

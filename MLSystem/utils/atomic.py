@@ -1,7 +1,9 @@
 """Crash-safe file writes: a temp file in the same folder, fsync, then ``os.replace``.
 
 A reader sees either the old or the new content, never a half-written file, even if the writer
-is killed mid-write.
+is killed mid-write. The file gets the permissions a plain ``open(path, "w")`` would give it
+(``0666`` less the umask, plus the folder's default ACL), not ``mkstemp``'s ``0600``: teammates
+sharing a project folder through a group must be able to read results and job files.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable, IO
 
@@ -20,16 +22,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     """Call ``write(fileobj)`` on a temp file and move it over ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The name is chosen before the file exists, so cleanup knows it even if an interrupt
+    # (Ctrl-C) arrives between creating the file and entering the try block.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    opening = True
     try:
+        # O_EXCL: never reuse someone else's file; mode 0o666 is reduced by the umask like open().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        opening = False
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if not (opening and isinstance(exc, FileExistsError)):  # that file is not ours
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # "disk full" messages name the file being written
         raise
 
 
