@@ -89,9 +89,10 @@ class ExperimentContext:
         """Hashes of the definition files used (recorded; a change on resume is a warning)."""
         return {f"{layer}:{e.name}": e.fingerprint() for layer, e in self.entries.items()}
 
-    def decide(self, max_epochs: int | None = None) -> Decision:
-        """New / resume / extend / complete, from ``state.json`` (no torch)."""
-        return decide(self.exp, int(max_epochs or self.all_params["max_epochs"]))
+    def decide(self, max_epochs: int | None = None, *, verify: bool = False) -> Decision:
+        """New / resume / extend / complete, from ``state.json`` (no torch; ``verify``: check the
+        checkpoint's integrity and fall back to an older one)."""
+        return decide(self.exp, int(max_epochs or self.all_params["max_epochs"]), verify=verify)
 
     def explain_new(self) -> str:
         """Why this is a new experiment although similar ones exist (empty if none)."""

@@ -1,7 +1,10 @@
 """Checkpoints of one experiment: where they are, what they hold, what to do next, how to save.
 
 * :func:`decide` compares the trained epochs with ``max_epochs`` and answers new / resume /
-  extend / complete from ``state.json`` alone (no torch) when it can.
+  extend / complete from ``state.json`` alone (no torch) when it can. A missing or damaged
+  ``last.ckpt`` falls back to the newest readable ``epoch-NNNN.ckpt`` (and says so); with none
+  readable, an experiment that has trained before is refused rather than silently restarted
+  (:class:`DamagedExperimentError`; ``execute_train --restart`` moves its history aside).
 * :class:`AtomicCheckpointIO` makes every checkpoint write atomic and records ``state.json``
   right after ``last.ckpt``, so a kill mid-save never leaves a corrupt ``last.ckpt``.
 * :func:`checkpoint_callbacks` builds Lightning's ``ModelCheckpoint`` callbacks: one file per
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,10 @@ BEST = "best.ckpt"
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.ckpt$")
 
 
+class DamagedExperimentError(BadInputError):
+    """An experiment that has trained before but has no readable checkpoint to resume from."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """What ``execute_train`` will do for an experiment, and why (one line)."""
@@ -45,18 +53,20 @@ class Decision:
     mid_epoch: bool
     ckpt_path: Path | None
     experiment_id: str
+    fallback: str = ""  # why ckpt_path is not last.ckpt (it was missing or damaged)
 
     @property
     def message(self) -> str:
         eid = self.experiment_id
         if self.action == NEW:
             return f"new experiment {eid}"
+        note = f" ({self.fallback})" if self.fallback else ""
         if self.action == COMPLETE:
-            return f"{eid} already complete ({self.epochs_done}/{self.max_epochs} epochs)"
+            return f"{eid} already complete ({self.epochs_done}/{self.max_epochs} epochs){note}"
         if self.action == EXTEND:
-            return f"extending {eid}: {self.epochs_done} -> {self.max_epochs} epochs"
+            return f"extending {eid}: {self.epochs_done} -> {self.max_epochs} epochs{note}"
         where = f"mid-epoch {self.epochs_done + 1}, step {self.global_step}" if self.mid_epoch else f"epoch {self.epochs_done}"
-        return f"resuming {eid} from {where} of {self.max_epochs}"
+        return f"resuming {eid} from {where} of {self.max_epochs}{note}"
 
 
 def training_state(exp: ExperimentPaths) -> TrainingState | None:
@@ -73,9 +83,73 @@ def training_state(exp: ExperimentPaths) -> TrainingState | None:
     return state
 
 
-def decide(exp: ExperimentPaths, max_epochs: int) -> Decision:
-    """New / resume / extend / complete for ``max_epochs``, without torch when ``state.json`` exists."""
-    state = training_state(exp)
+def unusable(path: Path, *, thorough: bool = True) -> str | None:
+    """Why a checkpoint file cannot be resumed from (missing, truncated, corrupt), or None.
+
+    A checkpoint is a zip archive (``torch.save``): opening it reads the central directory at its
+    end (catches truncation and garbage, a few small reads); ``thorough`` also checks every
+    entry's CRC (reads the whole file). Neither needs torch.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip() if thorough else None
+    except FileNotFoundError:
+        return "missing"
+    except zipfile.BadZipFile as exc:
+        return f"damaged ({exc}; truncated by a full disk or a copy?)"
+    except (OSError, EOFError, ValueError, RuntimeError) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return f"corrupt (entry {bad} fails its CRC check)" if bad else None
+
+
+def epoch_checkpoints(exp: ExperimentPaths) -> list[tuple[int, Path]]:
+    """``(epochs done, path)`` of the per-epoch checkpoint files, newest first."""
+    if not exp.checkpoints.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in exp.checkpoints.iterdir() if (m := _EPOCH_FILE.fullmatch(p.name))]
+    return sorted(found, reverse=True)
+
+
+def resume_point(exp: ExperimentPaths, *, verify: bool = False) -> tuple[TrainingState | None, Path | None, str]:
+    """``(state, checkpoint, fallback note)`` to continue from; ``(None, None, "")`` for a new experiment.
+
+    ``verify`` checks the checkpoint's CRCs (reads it once; done before training). Without it, only
+    the zip directory of ``last.ckpt`` is checked (no torch: the cheap "already complete" path).
+    Raises :class:`DamagedExperimentError` when the experiment has trained before (``state.json``
+    or epoch files exist) but no checkpoint can be read.
+    """
+    last = exp.last_ckpt
+    if last.is_file():
+        why = unusable(last, thorough=verify)
+        if why is None:
+            state = training_state(exp)
+            if state is not None:
+                return state, last, ""
+            why = "unreadable"
+        problem = f"{LAST} is {why}"
+    elif exp.state.is_file() or epoch_checkpoints(exp):
+        problem = f"{LAST} is missing"
+    else:
+        return None, None, ""
+    skipped = []
+    for _, path in epoch_checkpoints(exp):
+        why = unusable(path)
+        state = _state_from_checkpoint(path) if why is None else None
+        if state is not None:
+            return state, path, f"{problem}; using {path.name}" + (f" ({'; '.join(skipped)})" if skipped else "")
+        skipped.append(f"{path.name} {why or 'unreadable'}")
+    raise DamagedExperimentError(
+        f"experiment {exp.id}: {problem} and no epoch checkpoint is readable"
+        + (f" ({'; '.join(skipped)})" if skipped else "")
+        + f"; its history in {exp.dir} is left as it is. To train it from scratch, run "
+          "python -m MLSystem.execute_train with the same overrides plus --restart "
+          "(the old checkpoints and metrics are moved to a replaced-* folder)")
+
+
+def decide(exp: ExperimentPaths, max_epochs: int, *, verify: bool = False) -> Decision:
+    """New / resume / extend / complete for ``max_epochs``, without torch when ``state.json`` exists
+    (``verify``: check the checkpoint's integrity and fall back to an older one; see :func:`resume_point`)."""
+    state, ckpt, fallback = resume_point(exp, verify=verify)
     if state is None:
         return Decision(NEW, 0, max_epochs, 0, False, None, exp.id)
     done, step, mid = state.epochs_completed, state.global_step, state.mid_epoch
@@ -86,7 +160,7 @@ def decide(exp: ExperimentPaths, max_epochs: int) -> Decision:
         action = EXTEND  # the previous run reached its own target; more epochs were asked for
     else:
         action = RESUME
-    return Decision(action, done, max_epochs, step, mid and action != COMPLETE, exp.last_ckpt, exp.id)
+    return Decision(action, done, max_epochs, step, mid and action != COMPLETE, ckpt, exp.id, fallback)
 
 
 @dataclass(frozen=True)

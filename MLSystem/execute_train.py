@@ -5,6 +5,11 @@ Prints one line saying what it decided and why. Exit codes (:class:`MLSystem.err
 0 trained or already complete, 1 the code failed, 2 bad configuration, 3 stopped on request
 (checkpoint saved), 4 the experiment is being trained by another process.
 
+A damaged or missing ``last.ckpt`` resumes from the newest readable epoch checkpoint (the bad
+file is kept as ``last.ckpt.damaged-TIME``). An experiment with no readable checkpoint left is
+refused (exit 2) unless ``--restart`` is given: its checkpoints and metrics then move to
+``replaced-TIME/`` in the experiment folder and it trains from scratch.
+
 The "already complete" path never imports torch.
 """
 
@@ -47,20 +52,35 @@ class TrainResult:
     epochs_done: int = 0
 
 
+RESTART_FLAG = "--restart"
+# What a restart moves aside (everything that describes the training so far).
+_HISTORY = ("checkpoints", "metrics.jsonl", "state.json", "progress.json", "samples.jsonl")
+
+
 def train(overrides: Iterable[str] | dict[str, Any] = (), *, paths: ProjectPaths | None = None,
-          out=print) -> TrainResult:
+          out=print, restart: bool = False) -> TrainResult:
     """Build, decide and train. Raises :class:`MLSystemError` for bad input."""
-    return train_context(ExperimentBuilder(overrides, paths=paths).build(), out=out)
+    return train_context(ExperimentBuilder(overrides, paths=paths).build(), out=out, restart=restart)
 
 
-def train_context(ctx: ExperimentContext, *, out=print) -> TrainResult:
-    """Decide and train an already built context (``execute_plot`` trains a restored one)."""
-    decision = ctx.decide()
-    if decision.action == cm.COMPLETE:
+def train_context(ctx: ExperimentContext, *, out=print, restart: bool = False) -> TrainResult:
+    """Decide and train an already built context (``execute_plot`` trains a restored one).
+
+    ``restart``: move the experiment's checkpoints and metrics aside and train from scratch.
+    """
+    decision = ctx.decide() if not restart else None
+    if decision is not None and decision.action == cm.COMPLETE:
         out(decision.message)
         return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message, decision.epochs_done)
     with store.lease(ctx.exp):
-        decision = ctx.decide()  # another process may have trained while we waited
+        if restart and (moved := _move_history_aside(ctx.exp)):
+            out(f"restart: moved the earlier training of {ctx.experiment_id} to {moved}")
+        # Another process may have trained while we waited; the checkpoint is checked before use.
+        decision = ctx.decide(verify=True)
+        if decision.fallback and ctx.exp.last_ckpt.is_file():
+            kept = ctx.exp.last_ckpt.with_name(f"{cm.LAST}.damaged-{_stamp()}")
+            os.replace(ctx.exp.last_ckpt, kept)
+            log.warning("%s: kept as %s", decision.fallback, kept)
         if decision.action == cm.COMPLETE:
             out(decision.message)
             return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message,
@@ -70,6 +90,22 @@ def train_context(ctx: ExperimentContext, *, out=print) -> TrainResult:
             message += f" ({why})"
         out(message)
         return _fit(ctx, decision, message)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def _move_history_aside(exp) -> Path | None:
+    """Move checkpoints, metrics and state to ``replaced-TIME/`` (nothing is deleted)."""
+    present = [exp.dir / name for name in _HISTORY if (exp.dir / name).exists()]
+    if not present:
+        return None
+    target = exp.dir / f"replaced-{_stamp()}"
+    target.mkdir()
+    for path in present:
+        os.replace(path, target / path.name)
+    return target
 
 
 def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainResult:
@@ -87,7 +123,8 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
             log.warning(warning)
         store.write_resolved_config(exp, ctx.selection.as_dict(), ctx.all_params, ctx.sources)
         segment = Segment(kind=decision.action.value, from_epoch=decision.epochs_done, to_epoch=decision.max_epochs,
-                          from_step=decision.global_step, started=now_iso(), pid=os.getpid())
+                          from_step=decision.global_step, started=now_iso(), pid=os.getpid(),
+                          extra={"fallback": decision.fallback} if decision.fallback else {})
         earlier = record.segments
         store.update_record(exp, status=ExperimentStatus.RUNNING.value, max_epochs=decision.max_epochs,
                             segments=earlier + [segment.to_dict()],
@@ -246,8 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    restart = RESTART_FLAG in argv
+    argv = [a for a in argv if a != RESTART_FLAG]
     try:
-        result = train(argv)
+        result = train(argv, restart=restart)
     except MLSystemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
