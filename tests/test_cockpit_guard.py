@@ -163,3 +163,57 @@ def test_no_token_only_on_loopback(monkeypatch, capsys) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--host", "0.0.0.0", "--no-token"])
     assert "needs a token" in capsys.readouterr().err
+
+
+def _upload_head(port: int, *, length: int | None) -> bytes:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (f"POST /api/inference HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: multipart/form-data; boundary=BOUNDARY\r\n{framing}\r\n\r\n").encode()
+
+
+PART = (b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"experiment\"\r\n\r\nabc\r\n"
+        b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n"
+        b"Content-Type: audio/wav\r\n\r\n")
+
+
+def _status(head: bytes) -> int:
+    return int(head.split(b" ", 2)[1])
+
+
+def test_declared_oversized_upload_is_refused_before_reading_it(cockpit) -> None:
+    _, port, _ = cockpit
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(_upload_head(port, length=3_000_000_000) + PART)
+        assert _status(s.recv(4096)) == 413
+
+
+def test_streamed_oversized_upload_is_cut_off_at_the_limit(cockpit) -> None:
+    """A chunked 200 MiB upload (no length declared): refused once it passes the cap, unread beyond it."""
+    import threading
+
+    from MLSystem.gui.inference import MAX_UPLOAD_BYTES
+
+    _, port, _ = cockpit
+    total, chunk = 200 << 20, b"\0" * (256 << 10)
+    sent = [0]
+
+    def sender(s: socket.socket) -> None:
+        try:
+            s.sendall(_upload_head(port, length=None) + f"{len(PART):x}\r\n".encode() + PART + b"\r\n")
+            while sent[0] < total:
+                s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent[0] += len(chunk)
+            s.sendall(b"0\r\n\r\n")
+        except OSError:  # the server closed the connection: what we want
+            pass
+
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        thread = threading.Thread(target=sender, args=(s,), daemon=True)
+        thread.start()
+        head = s.recv(4096)
+        at_answer = sent[0]
+        s.shutdown(socket.SHUT_RDWR)
+        thread.join(30)
+    assert _status(head) == 413, head[:200]
+    # Socket buffers hold a few MiB; the server itself stopped reading at the limit.
+    assert at_answer < MAX_UPLOAD_BYTES + (32 << 20) < total, f"{at_answer >> 20} MiB were sent before the answer"

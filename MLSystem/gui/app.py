@@ -10,11 +10,13 @@ from nicegui import app
 from MLSystem.gui import api
 from MLSystem.gui.auth import TokenMiddleware
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.guard import HostOriginMiddleware, allowed_hosts
+from MLSystem.gui.guard import BodyLimitMiddleware, HostOriginMiddleware, allowed_hosts
+from MLSystem.gui.inference import MAX_UPLOAD_BYTES
 from MLSystem.gui.pages import add_job, checkpoints, experiment_detail, experiments, inference, live, queue
 from MLSystem.paths import ProjectPaths
 
 TITLE = "MLSystem cockpit"
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + (1 << 20)
 # ui.run options shared by gui_start and the tests' main file.
 RUN_OPTIONS: dict[str, Any] = {
     "title": TITLE, "reload": False, "show": False, "fastapi_docs": True, "show_welcome_message": False,
@@ -35,6 +37,8 @@ def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0
     api.register(app, cockpit)
     # In a worker thread: the server answers at once while the listings fill.
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
+    # No request to the cockpit is larger than an audio upload plus its multipart framing.
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_REQUEST_BYTES)
     if token:
         app.add_middleware(TokenMiddleware, token=token)
     # Added last, so it runs first: a foreign Host or Origin is refused before anything else.

@@ -11,6 +11,10 @@
   changes: NiceGUI's socket.io endpoint allows any origin to read its polling responses.
 
 Jupyter Server makes the same two checks (``allow_remote_access``, ``allow_origin``).
+
+:class:`BodyLimitMiddleware` caps every request body (uploads included, NiceGUI's upload route
+too): a declared ``Content-Length`` over the cap is refused before any byte is read, a streamed
+body is refused as soon as it passes the cap, so a 3 GB POST never reaches the disk.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import json
 import socket
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -123,3 +129,56 @@ class HostOriginMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body passes the cap; FastAPI and Starlette answer it as 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body over the {limit // (1024 * 1024)} MiB limit")
+
+
+class BodyLimitMiddleware:
+    """Refuse HTTP request bodies larger than ``limit`` bytes, reading at most ``limit`` of them."""
+
+    def __init__(self, app: Callable, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _headers(scope).get("content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
+            await self._refuse(send, BodyTooLarge(self.limit))
+            return
+        seen, started = 0, False
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:  # an app that let it through instead of answering 413
+            if not started:
+                await self._refuse(send, exc)
+
+    @staticmethod
+    async def _refuse(send: Send, exc: BodyTooLarge) -> None:
+        body = json.dumps({"detail": exc.detail}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
