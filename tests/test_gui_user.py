@@ -101,9 +101,32 @@ async def test_failed_job_shows_error_and_log_and_requeues(user: User) -> None:
     await user.should_see(marker=f"log-{job_id}", retries=WAIT)
     user.find(marker=f"log-{job_id}").click()
     await user.should_see("RuntimeError: boom", retries=WAIT)
-    await user.should_see(content="Traceback: boom", retries=WAIT)
+    await user.should_see("Traceback: boom", retries=WAIT)
     user.find(marker=f"requeue-{job_id}").click()
     await wait_for_async(lambda: [j.id for j in q.pending()] == [job_id])
+
+
+async def test_log_and_error_dialog_shows_text_never_markup(user: User) -> None:
+    """A log line of three backticks must not end a code fence and turn the rest into Markdown/HTML."""
+    q = queue()
+    job_id = submit(["dataset=digits", "model=mlp", "lr=0.6", "max_epochs=1", *FAST]).queued[0]["job"]
+    job = q.claim_next({"pid": os.getpid(), "host": q.host})
+    log = "step 1\n```\n<img src=http://evil.example/log.png>\n[link](http://evil.example/a)\n```\nafter\n"
+    q.paths.log(job_id).write_text(log)
+    from MLSystem.job_queue import Status
+
+    error = "boom\n```\n![x](http://evil.example/error.png)"
+    q.complete(job, Status.FAILED, exit_code=1, error=error, ended="2026-01-01T00:00:00+00:00")
+    await user.open("/queue")
+    await user.should_see(marker=f"log-{job_id}", retries=WAIT)
+    user.find(marker=f"log-{job_id}").click()
+    await user.should_see(marker="job-log", retries=WAIT)
+    [shown_log] = user.find(marker="job-log").elements
+    [shown_error] = user.find(marker="job-error").elements
+    assert shown_log.text == log and shown_error.text == error  # every character, as text
+    rendered = [type(el).__name__ for el in user.client.elements.values()
+                if isinstance(el, (ui.markdown, ui.html)) and "evil.example" in json.dumps(el._props, default=str)]
+    assert rendered == [], f"log text rendered as markup by {rendered}"
 
 
 async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -> None:

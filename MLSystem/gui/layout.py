@@ -27,6 +27,16 @@ def frame(title: str) -> Iterator[None]:
         yield
 
 
+def text_block(text: str) -> ui.label:
+    """Preformatted text shown exactly as it is (logs, errors, config files).
+
+    Not ``ui.code``: that renders Markdown, and a line of three backticks in the text closes its
+    fence, so whatever follows (``<img src=…>``, links) would be rendered as Markdown/HTML. A
+    label's text is set as text, never parsed.
+    """
+    return ui.label(text).classes("whitespace-pre-wrap break-all font-mono text-sm bg-gray-50 p-2 rounded w-full")
+
+
 def short_time(iso: str | None) -> str:
     """``2026-11-21T07:40:18+00:00`` -> ``2026-11-21 07:40:18`` (times are UTC)."""
     return (iso or "")[:19].replace("T", " ")

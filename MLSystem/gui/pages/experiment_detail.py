@@ -11,7 +11,7 @@ from MLSystem.errors import MLSystemError
 from MLSystem.experiment_store import live_status
 from MLSystem.gui import actions, charts, validate
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.layout import frame, notify_report, short_time
+from MLSystem.gui.layout import frame, notify_report, short_time, text_block
 from MLSystem.gui.live import SAMPLES_FILE, sample_pairs
 from MLSystem.records import ExperimentRecord, TrainingState
 from MLSystem.submit import submit_plot
@@ -72,7 +72,7 @@ class ExperimentDetail:
         self._checkpoints(data["checkpoints"])
         self._plots(data["plots"])
         with ui.expansion("Resolved config (config.yaml)").classes("w-full").mark("detail-config"):
-            ui.code(data["config"] or "(not written yet)", language="yaml").classes("w-full")
+            text_block(data["config"] or "(not written yet)")
         self._diff(record)
 
     def _summary(self, record: ExperimentRecord, status: str, state: TrainingState, children: list[str]) -> None:

@@ -14,7 +14,7 @@ from MLSystem.errors import MLSystemError
 from MLSystem.gui.actions import runner_status
 from MLSystem.gui.config_form import ConfigForm
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.layout import action_color, frame, short_time
+from MLSystem.gui.layout import action_color, frame, short_time, text_block
 from MLSystem.jobs import Job, Kind, Status
 from MLSystem.runner import start_detached
 from MLSystem.submit import edit_overrides
@@ -217,9 +217,9 @@ class QueuePanel:
             ui.label(f"{job.id} — {job.status}, exit {job.exit_code}").classes("font-semibold")
             if job.error:
                 ui.label("Error summary").classes("font-semibold text-negative")
-                ui.code(job.error, language="text").classes("w-full").mark("job-error")
+                text_block(job.error).mark("job-error")
             ui.label("Log").classes("font-semibold")
-            ui.code(text or "(empty)", language="text").classes("w-full max-h-[60vh] overflow-auto").mark("job-log")
+            text_block(text or "(empty)").classes("max-h-[60vh] overflow-auto").mark("job-log")
             ui.button("Close", on_click=dialog.close)
         dialog.open()
 
