@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from MLSystem.utils.config_base import ConfigBase, param
 
+SEED_MAX = 2**32 - 1
+
 
 @dataclass
 class CommonConfig(ConfigBase):
@@ -54,6 +56,8 @@ class CommonConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         problems = []
+        if not 0 <= self.seed <= SEED_MAX:  # numpy / Lightning's seed_everything take 32-bit seeds
+            problems.append(f"seed: must be between 0 and {SEED_MAX}, got {self.seed}")
         if self.max_epochs < 1:
             problems.append(f"max_epochs: must be >= 1, got {self.max_epochs}")
         if self.batch_size < 1:

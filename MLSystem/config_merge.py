@@ -13,8 +13,10 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -78,11 +80,13 @@ def parse_overrides(args: Iterable[str], *, allow_sweeps: bool = False) -> dict[
 
     args = list(args)
     out: dict[str, Any] = {}
-    problems = []
+    problems = [p for p in map(_character_problem, args) if p]
+    if problems:
+        raise ConfigError(problems)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides=args)
-    except HydraException as exc:
-        raise ConfigError(f"override: {str(exc).splitlines()[0]} (expected key=value)") from None
+    except (HydraException, ValueError) as exc:  # ValueError: an integer longer than Python converts
+        raise ConfigError(_syntax_problem(args, exc)) from None
     for ov in parsed:
         key = ov.key_or_group
         if ov.type == OverrideType.DEL:
@@ -101,6 +105,56 @@ def parse_overrides(args: Iterable[str], *, allow_sweeps: bool = False) -> dict[
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _character_problem(arg: str) -> str | None:
+    """A one-line error for characters Hydra's grammar would reject cryptically (or accept wrongly):
+    invisible format characters (zero-width space, BOM…) and full-width forms typed with an IME on."""
+    def name(c: str) -> str:
+        return f"{c!r} ({unicodedata.name(c, 'unnamed')}, U+{ord(c):04X})"
+
+    for i, c in enumerate(arg):
+        if unicodedata.category(c) == "Cf":
+            return f"override {arg!r}: invisible character {name(c)} at position {i}; retype it without it"
+    normal = unicodedata.normalize("NFKC", arg)
+    if not arg.isascii() and normal.isascii():  # all of it ASCII once folded: typed in full-width mode
+        bad = next(c for c in arg if not c.isascii())
+        return f"override {arg!r}: full-width character {name(bad)}; type it in ASCII: {normal}"
+    key, sep, _ = arg.partition("=")
+    if sep and not key.isascii():
+        bad = next(c for c in key if not c.isascii())
+        return f"override {arg!r}: key {key!r} contains {name(bad)}; keys are ASCII names such as lr"
+    return None
+
+
+def _syntax_problem(args: list[str], exc: Exception) -> str:
+    """Name the override Hydra's parser failed on (it reports only its own token stream)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in args:
+        try:
+            parser.parse_overrides(overrides=[arg])
+        except ValueError:  # Python's limit on converting long digit strings
+            key = arg.partition("=")[0]
+            return f"override {key}=…: a number of {sum(c.isdigit() for c in arg)} digits is too long to be a value"
+        except Exception as err:
+            what = _first_line(err)
+            what = "not valid key=value syntax" if "LexerNoViableAlt" in what or not what else what
+            return f"override {arg!r}: {what} (expected key=value, e.g. lr=0.01 or name='a b')"
+    return f"override: {_first_line(exc)} (expected key=value)"
+
+
+def _range_problem(key: str, value: Any) -> str | None:
+    """Numbers no training can use: NaN/infinity, integers beyond 64 bits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key}: {value} is not a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        digits = len(str(abs(value)))
+        return f"{key}: a {digits}-digit integer is out of range (at most 64-bit: ±9.2e18)"
+    if isinstance(value, (list, tuple)):
+        return next((p for v in value if (p := _range_problem(key, v))), None)
+    return None
 
 
 @dataclass(frozen=True)
@@ -266,11 +320,15 @@ def merge_config(
             problems.append(f"{key}: unknown parameter ({where})" + suggest(key, list(fields) + list(SELECTION_KEYS)))
             continue
         try:
-            params[key] = schema.coerce(key, value)
+            typed = schema.coerce(key, value)
         except Exception as exc:
-            problems.append(f"{key}: {value!r} is not a valid {_type_name(fields[key].type)} ({_first_line(exc)})")
+            shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:40]}…"
+            problems.append(f"{key}: {shown} is not a valid {_type_name(fields[key].type)} ({_first_line(exc)[:200]})")
             continue
-        sources[key] = origin
+        if problem := _range_problem(key, typed):
+            problems.append(problem)
+            continue
+        params[key], sources[key] = typed, origin
     for key, info in fields.items():
         if info.choices and params[key] not in info.choices:
             problems.append(f"{key}: {params[key]!r} is not one of {', '.join(map(repr, info.choices))}")

@@ -7,6 +7,7 @@ its status. Reading and writing those files is :mod:`MLSystem.queue_store`'s job
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -163,6 +164,13 @@ def job_from_dict(data: Any, *, expect_id: str | None = None) -> Job:
         raise ValueError("field 'args': expected a list of strings such as ['dataset=digits', 'lr=0.1']")
     if known["kind"] == Kind.PLOT.value and len(known["args"]) != 1:
         raise ValueError("field 'args': a plot job takes exactly one experiment id")
+    # An option such as --help would make the entry point print its usage and exit 0: "finished".
+    if option := next((a for a in known["args"] if a.startswith("-")), None):
+        raise ValueError(f"field 'args': {option!r} is not a key=value override or experiment id "
+                         "(options are not allowed in a job)")
+    for key in ("not_before", "position"):
+        if isinstance(known.get(key), float) and not math.isfinite(known[key]):
+            raise ValueError(f"field {key!r}: expected a finite number of seconds, got {known[key]}")
     if expect_id is not None and known["id"] != expect_id:
         raise ValueError(f"field 'id': {known['id']!r} does not match the file name {expect_id}.json")
     return Job(**known, extra=extra)

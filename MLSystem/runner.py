@@ -45,6 +45,7 @@ from MLSystem.utils.clock import format_seconds, now_iso, parse_iso
 
 POLL_S = 0.05  # how often an idle runner looks for new jobs (submit-to-start latency)
 BUSY_BACKOFF_S = 3.0
+LINGER_MAX_S = 60.0  # a transient runner waits for jobs due within this (or --wait), not longer
 TAIL_LINES = 15
 FAULT_ENV = "MLSYSTEM_RUNNER_FAULT"  # tests: SIGKILL the runner itself at a named point
 
@@ -152,6 +153,8 @@ class Runner:
                 self._execute(job)
                 continue
             wake = self.queue.next_wakeup()
+            if wake is not None and wake > max(LINGER_MAX_S, self.wait):
+                wake = None  # due far in the future (a hand-written not_before): not worth staying for
             if wake is None:  # nothing runnable now or later (held jobs do not keep us alive)
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= self.wait:

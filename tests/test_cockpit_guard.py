@@ -20,7 +20,7 @@ import pytest
 
 from conftest import cli_env, make_project, wait_for
 from MLSystem.gui.auth import TOKEN_ENV
-from MLSystem.job_queue import JobQueue
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 
 TOKEN = "guard-test-token"

@@ -27,6 +27,8 @@ def format_seconds(s: float | None) -> str:
     """A duration for people: ``45s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
     if s is None:
         return "?"
+    if s >= 86400 * 365:  # a hand-written not_before far in the future
+        return ">1y"
     s = int(round(s))
     if s < 60:
         return f"{s}s"
