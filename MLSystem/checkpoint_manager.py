@@ -236,12 +236,41 @@ def _checkpoint_io_class():
 
 
             path = Path(path)
-            atomic_write(path, lambda fh: torch.save(checkpoint, fh))
+            atomic_write(path, lambda fh: _save(torch, checkpoint, fh))
             if path.name == LAST and STATE_KEY in checkpoint:
                 state = TrainingState.from_json(dict(checkpoint[STATE_KEY], checkpoint=LAST))
                 write_state(ExperimentPaths(path.parent.parent), state)
 
     return AtomicCheckpointIO
+
+
+class _WriteRecorder:
+    """A file wrapper that remembers the first OSError of a write: torch's zip writer reports a
+    failed write (a full disk) only as "unexpected pos … vs …"."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._fh, name)
+
+
+def _save(torch, checkpoint: dict[str, Any], fh) -> None:
+    recorder = _WriteRecorder(fh)
+    try:
+        torch.save(checkpoint, recorder)
+    except Exception as exc:
+        if recorder.error is not None:
+            raise recorder.error from exc
+        raise
 
 
 def atomic_checkpoint_io():

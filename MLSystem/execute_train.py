@@ -34,6 +34,7 @@ from MLSystem.errors import ExitCode, MLSystemError
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
 from MLSystem.records import ExperimentStatus, Segment
+from MLSystem.utils.cli import disk_full_message
 from MLSystem.utils.clock import now_iso
 
 log = logging.getLogger("MLSystem.train")
@@ -136,8 +137,9 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
         except Exception as exc:
             log.error("training failed:\n%s", traceback.format_exc())
             segment.ended, segment.status = now_iso(), ExperimentStatus.FAILED.value
-            store.update_record(exp, status=ExperimentStatus.FAILED.value, segments=earlier + [segment.to_dict()],
-                                error=f"{type(exc).__name__}: {exc}"[:500])
+            with contextlib.suppress(OSError):  # a full disk must not hide the error being reported
+                store.update_record(exp, status=ExperimentStatus.FAILED.value, segments=earlier + [segment.to_dict()],
+                                    error=(disk_full_message(exc) or f"{type(exc).__name__}: {exc}")[:500])
             raise
         state = cm.training_state(exp)
         segment.ended, segment.status = now_iso(), status
@@ -285,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     restart = RESTART_FLAG in argv
     argv = [a for a in argv if a != RESTART_FLAG]
+    # A log handler that cannot write (full disk) must not print its own traceback per record.
+    logging.raiseExceptions = False
     try:
         result = train(argv, restart=restart)
     except MLSystemError as exc:
@@ -298,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report_crash(argv: list[str], exc: BaseException) -> None:
     """One line on stderr; the traceback is in the experiment's ``train.log`` (or a fallback file)."""
+    if message := disk_full_message(exc):
+        print(f"error: {message}", file=sys.stderr)
+        return
     target = None
     with contextlib.suppress(Exception):  # the config itself may be what failed
         target = ExperimentBuilder(argv).build().exp.log
@@ -311,4 +318,6 @@ def _report_crash(argv: list[str], exc: BaseException) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from MLSystem.utils.cli import run_main
+
+    sys.exit(run_main(main))

@@ -190,14 +190,23 @@ class JobQueue:
         return self.add_many([job])[0]
 
     def add_many(self, jobs: list[Job]) -> list[Job]:
-        """Queue new jobs at the end (within their priority), in the order given."""
+        """Queue new jobs at the end (within their priority), in the order given; all or none."""
         with self.locked():
             base = time.time()
-            for i, job in enumerate(jobs):
-                job.position = job.position or base + i * 1e-6
-                job.created = job.created or now_iso()
-                job.log = job.log or str(self.paths.log(job.id).relative_to(self.project.root))
-                self._write(Status.PENDING, job)
+            written: list[Path] = []
+            try:
+                for i, job in enumerate(jobs):
+                    job.position = job.position or base + i * 1e-6
+                    job.created = job.created or now_iso()
+                    job.log = job.log or str(self.paths.log(job.id).relative_to(self.project.root))
+                    self._write(Status.PENDING, job)
+                    written.append(self.paths.job_file(Status.PENDING, job.id))
+            except BaseException:
+                # All or nothing (a full disk, Ctrl-C): under the lock no runner has seen them yet.
+                for path in written:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                raise
         return jobs
 
     def find_active(self, experiment_ids: Iterable[str]) -> dict[str, Job]:

@@ -380,4 +380,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from MLSystem.utils.cli import run_main
+
+    sys.exit(run_main(main))

@@ -37,6 +37,7 @@ from MLSystem.queue_store import JobQueue
 from MLSystem.records import SELECTION_KEYS, ExperimentRecord
 from MLSystem.registry import Registry
 from MLSystem.utils.clock import format_seconds, parse_iso
+from MLSystem.utils.cli import EXIT_INTERRUPTED, DeferredInterrupt, run_main
 
 
 @dataclass
@@ -88,8 +89,18 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
 def submit(overrides: Iterable[str], *, priority: int = 0, force: bool = False, held: bool = False,
            max_attempts: int = DEFAULT_MAX_ATTEMPTS, dry_run: bool = False,
            queue: JobQueue | None = None) -> SubmitReport:
-    """Validate, expand and queue training jobs (the CLI and the cockpit both call this)."""
+    """Validate, expand and queue training jobs (the CLI and the cockpit both call this); all or none."""
     queue = queue or JobQueue()
+    report, jobs = prepare(overrides, priority=priority, force=force, held=held, max_attempts=max_attempts,
+                           queue=queue)
+    if jobs and not dry_run:
+        queue.add_many(jobs)
+    return report
+
+
+def prepare(overrides: Iterable[str], *, priority: int = 0, force: bool = False, held: bool = False,
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, queue: JobQueue) -> tuple[SubmitReport, list[Job]]:
+    """Validate and expand into jobs, queueing nothing: the report and the jobs :func:`submit` would queue."""
     planned = plan(overrides, paths=queue.project)
     active = queue.find_active(p.experiment_id for p in planned) if not force else {}
     report, jobs, seen = SubmitReport(), [], set()
@@ -113,9 +124,7 @@ def submit(overrides: Iterable[str], *, priority: int = 0, force: bool = False, 
         jobs.append(job)
         report.queued.append({"job": job.id, "experiment_id": p.experiment_id, "action": p.action,
                               "message": p.message, "args": p.args})
-    if jobs and not dry_run:
-        queue.add_many(jobs)
-    return report
+    return report, jobs
 
 
 def submit_plot(experiment: str, *, priority: int = 0, queue: JobQueue | None = None) -> Job:
@@ -326,16 +335,26 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
         if not args.overrides:
             raise QueueInputError("nothing to submit: give key=value overrides (e.g. dataset=digits model=cnn) "
                              "or an action such as --list; see --help")
-        report = submit(args.overrides, priority=args.priority, force=args.force, held=args.held,
-                        max_attempts=args.max_attempts, dry_run=args.dry_run, queue=queue)
+        # Ctrl-C while validating: nothing is queued. Once queueing starts, it is held until every
+        # job is written and its id printed, so what was queued is always exactly what was shown.
+        report, jobs = prepare(args.overrides, priority=args.priority, force=args.force, held=args.held,
+                               max_attempts=args.max_attempts, queue=queue)
         verb = "would queue" if args.dry_run else "queued"
         lines = [f"{verb} {q['job']}  experiment {q['experiment_id']}  {q['message']}"
                  + (f"  (priority {args.priority})" if args.priority else "") + ("  [held]" if args.held else "")
                  for q in report.queued]
         lines += [f"skipped experiment {s['experiment_id']}: {s['reason']}" for s in report.skipped]
-        out.emit({**asdict(report), "dry_run": args.dry_run}, "\n".join(lines))
+        with DeferredInterrupt() as held_signal:
+            if jobs and not args.dry_run:
+                queue.add_many(jobs)
+            out.emit({**asdict(report), "dry_run": args.dry_run}, "\n".join(lines))
+            sys.stdout.flush()
+        if held_signal.signal:
+            print(f"interrupted ({held_signal.signal}) after queueing: the {len(jobs)} job(s) above are queued",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
     return int(ExitCode.OK)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
