@@ -7,6 +7,7 @@ models are kept, so a second file on the same checkpoint does not reload it.
 
 from __future__ import annotations
 
+import ast
 import io
 import threading
 import time
@@ -71,18 +72,54 @@ def decode_audio(data: bytes, filename: str):
     return np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32), int(rate)
 
 
-def inference_models(paths: ProjectPaths) -> list[str]:
-    """Registered models whose class has an ``inference`` method (imports their code: call off the UI loop)."""
+# Bases that give no ``inference`` method: a class with only these bases has one iff it defines it.
+FRAMEWORK_BASES = frozenset({"BaseModel", "LightningModule", "Module", "object"})
+
+
+def declares_inference(entry) -> bool | None:
+    """Whether a model class has ``inference``, read from its source file (no import: importing a
+    model costs torch + Lightning, seconds); None when only importing it can tell (other bases)."""
+    try:
+        tree = ast.parse((entry.folder / "model.py").read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == entry.class_name:
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "inference":
+                    return True
+                targets = item.targets if isinstance(item, ast.Assign) else \
+                    [item.target] if isinstance(item, ast.AnnAssign) else []
+                if any(isinstance(t, ast.Name) and t.id == "inference" for t in targets):
+                    return True
+            bases = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None) for b in node.bases}
+            return False if bases <= FRAMEWORK_BASES else None
+    return None  # the class comes from another module
+
+
+def find_inference_models(paths: ProjectPaths, *, import_code: bool = True) -> tuple[list[str], list[str]]:
+    """``(models with an inference method, models not decided)``. Decided from the source where it
+    can be; the rest are imported when ``import_code`` (blocking: call off the UI loop), else
+    returned as undecided."""
     registry = Registry.load(paths)
-    out = []
+    found, undecided = [], []
     for name, entry in sorted(registry.models.items()):
-        try:
-            cls = entry.impl_class()
-        except MLSystemError:
-            continue  # a broken definition is reported by training, not here
-        if callable(getattr(cls, "inference", None)):
-            out.append(name)
-    return out
+        has = declares_inference(entry)
+        if has is None and import_code:
+            try:
+                has = callable(getattr(entry.impl_class(), "inference", None))
+            except MLSystemError:
+                continue  # a broken definition is reported by training, not here
+        if has is None:
+            undecided.append(name)
+        elif has:
+            found.append(name)
+    return found, undecided
+
+
+def inference_models(paths: ProjectPaths) -> list[str]:
+    """Registered models whose class has an ``inference`` method (may import model code: call off the UI loop)."""
+    return find_inference_models(paths)[0]
 
 
 class ModelCache:

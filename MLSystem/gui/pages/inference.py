@@ -7,22 +7,24 @@ from nicegui import events, run, ui
 from MLSystem.checkpoint_manager import list_checkpoints
 from MLSystem.errors import MLSystemError
 from MLSystem.gui.context import Cockpit
-from MLSystem.gui.inference import AUDIO_SUFFIXES, MAX_UPLOAD_BYTES, inference_models
+from MLSystem.gui.inference import AUDIO_SUFFIXES, MAX_UPLOAD_BYTES, find_inference_models
 from MLSystem.gui.layout import frame
 
 
-def _candidates(cockpit: Cockpit) -> dict[str, str]:
-    """Blocking: experiments with a checkpoint whose model can transcribe (imports model code)."""
-    models = set(inference_models(cockpit.paths))
-    rows = [r for r in cockpit.experiments.rows(fresh=True) if r["model"] in models]
-    return {r["id"]: f"{r['id']} · {r['model']} on {r['dataset']} · {r['epochs']} epochs" for r in rows[:500]
-            if cockpit.paths.experiment(r["id"]).checkpoints.is_dir()}
+def _candidates(cockpit: Cockpit, import_code: bool) -> tuple[dict[str, str], int]:
+    """Experiments with a checkpoint whose model can transcribe, and how many models are still
+    undecided. Without ``import_code`` it reads only source files and the cached listing: instant."""
+    models, undecided = find_inference_models(cockpit.paths, import_code=import_code)
+    rows = [r for r in cockpit.experiments.rows() if r["model"] in set(models)]
+    options = {r["id"]: f"{r['id']} · {r['model']} on {r['dataset']} · {r['epochs']} epochs" for r in rows[:500]
+               if cockpit.paths.experiment(r["id"]).checkpoints.is_dir()}
+    return options, len(undecided)
 
 
 class InferencePanel:
     def __init__(self, cockpit: Cockpit):
         self.cockpit = cockpit
-        self.status = ui.label("Looking for speech models…").mark("inf-status")
+        self.status = ui.label("Looking for speech models…").mark("inf-status")  # replaced at once
         with ui.row().classes("items-end gap-3"):
             self.experiment = ui.select({}, label="Experiment", on_change=self.experiment_changed).classes(
                 "w-[32rem]").mark("inf-experiment")
@@ -37,16 +39,23 @@ class InferencePanel:
         ui.timer(0.01, self.load, once=True)
 
     async def load(self) -> None:
-        try:
-            options = await run.io_bound(_candidates, self.cockpit)
-        except MLSystemError as exc:
-            self.status.text = str(exc)
-            return
-        if options is None:
-            return
-        self.experiment.set_options(options, value=next(iter(options), None))
-        self.status.text = (f"{len(options)} experiment{'s' if len(options) != 1 else ''} with a speech model"
-                            if options else "No trained experiment has a model with an inference() method yet.")
+        # First what the source files tell (instant), then, only if some model's class is not
+        # decidable from its source, what importing it tells (torch + Lightning: seconds).
+        for import_code in (False, True):
+            try:
+                options, undecided = await run.io_bound(_candidates, self.cockpit, import_code)
+            except MLSystemError as exc:
+                self.status.text = str(exc)
+                return
+            if options != self.experiment.options:
+                self.experiment.set_options(options, value=self.experiment.value if self.experiment.value in options
+                                            else next(iter(options), None))
+            checking = f" (checking {undecided} more model{'s' if undecided != 1 else ''}…)" if undecided else ""
+            self.status.text = (f"{len(options)} experiment{'s' if len(options) != 1 else ''} with a speech model"
+                                if options else "No trained experiment has a model with an inference() method yet.")
+            self.status.text += checking
+            if not undecided:
+                return
 
     async def experiment_changed(self) -> None:
         eid = self.experiment.value
