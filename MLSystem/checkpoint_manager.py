@@ -110,13 +110,22 @@ def epoch_checkpoints(exp: ExperimentPaths) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def _trained_an_epoch(exp: ExperimentPaths) -> bool:
+    """Whether the metrics log records a finished epoch (so a checkpoint existed and is gone)."""
+    try:
+        with open(exp.metrics, "rb") as fh:
+            return any(b'"kind":"epoch"' in line for line in fh)
+    except OSError:
+        return False
+
+
 def resume_point(exp: ExperimentPaths, *, verify: bool = False) -> tuple[TrainingState | None, Path | None, str]:
     """``(state, checkpoint, fallback note)`` to continue from; ``(None, None, "")`` for a new experiment.
 
     ``verify`` checks the checkpoint's CRCs (reads it once; done before training). Without it, only
     the zip directory of ``last.ckpt`` is checked (no torch: the cheap "already complete" path).
-    Raises :class:`DamagedExperimentError` when the experiment has trained before (``state.json``
-    or epoch files exist) but no checkpoint can be read.
+    Raises :class:`DamagedExperimentError` when the experiment has trained before (``state.json``,
+    epoch files or a finished epoch in ``metrics.jsonl``) but no checkpoint can be read.
     """
     last = exp.last_ckpt
     if last.is_file():
@@ -127,7 +136,7 @@ def resume_point(exp: ExperimentPaths, *, verify: bool = False) -> tuple[Trainin
                 return state, last, ""
             why = "unreadable"
         problem = f"{LAST} is {why}"
-    elif exp.state.is_file() or epoch_checkpoints(exp):
+    elif exp.state.is_file() or epoch_checkpoints(exp) or _trained_an_epoch(exp):
         problem = f"{LAST} is missing"
     else:
         return None, None, ""

@@ -61,6 +61,16 @@ def test_no_readable_checkpoint_refuses_until_restart(project: Path) -> None:
     assert (exp / "metrics.jsonl").read_text() == history
     submit = run_cli(project, "MLSystem.submit", *CNN, "max_epochs=2")
     assert submit.returncode == 2 and "--restart" in submit.stderr  # not queued to fail later
+    # Checkpoints and state deleted by hand: the metrics still say it trained; still refused.
+    saved = project / "saved"
+    saved.mkdir()
+    for name in ("checkpoints", "state.json"):
+        (exp / name).rename(saved / name)
+    proc = run_cli(project, "MLSystem.execute_train", *CNN, "max_epochs=2")
+    assert proc.returncode == 2 and "last.ckpt is missing" in proc.stderr, proc.stdout + proc.stderr
+    assert (exp / "metrics.jsonl").read_text() == history
+    for name in ("checkpoints", "state.json"):
+        (saved / name).rename(exp / name)
 
     proc = run_cli(project, "MLSystem.execute_train", *CNN, "max_epochs=1", "--restart", check=True)
     assert "restart: moved the earlier training" in proc.stdout and "new experiment" in proc.stdout
