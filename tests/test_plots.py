@@ -117,8 +117,11 @@ def test_every_layer_uses_plots_py_and_an_old_plot_py_still_works_with_a_warning
 def test_no_checkpoint_trains_first_then_plots(trained):
     project, eid = trained
     exp = project / "output/experiments" / eid
+    # Never trained: no checkpoint, no state, no metrics (with metrics left, training again would
+    # overwrite a history; that needs execute_train --restart, see test_checkpoint_recovery).
     shutil.rmtree(exp / "checkpoints")
     (exp / "state.json").unlink()
+    (exp / "metrics.jsonl").unlink()
     proc = run_cli(project, "MLSystem.execute_plot", eid, "--plot", "predictions")
     assert proc.returncode == 0, proc.stderr
     assert f"no checkpoint for {eid}: training it first (max_epochs=2)" in proc.stdout
