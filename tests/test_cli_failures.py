@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, cli_env, make_project, run_cli, wait_for
-from MLSystem.job_queue import Job, JobQueue, Kind, new_job_id
+from MLSystem.jobs import Job, Kind, new_job_id
+from MLSystem.queue_store import JobQueue
 from MLSystem.paths import ProjectPaths
 
 CNN = ["dataset=digits", "model=cnn", *FAST]

@@ -113,7 +113,7 @@ async def test_log_and_error_dialog_shows_text_never_markup(user: User) -> None:
     job = q.claim_next({"pid": os.getpid(), "host": q.host})
     log = "step 1\n```\n<img src=http://evil.example/log.png>\n[link](http://evil.example/a)\n```\nafter\n"
     q.paths.log(job_id).write_text(log)
-    from MLSystem.job_queue import Status
+    from MLSystem.jobs import Status
 
     error = "boom\n```\n![x](http://evil.example/error.png)"
     q.complete(job, Status.FAILED, exit_code=1, error=error, ended="2026-01-01T00:00:00+00:00")
