@@ -268,4 +268,6 @@ def _print_list(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from MLSystem.utils.cli import run_main  # closed pipe, Ctrl-C, full disk: one line each
+
+    sys.exit(run_main(main))

@@ -165,4 +165,6 @@ def _print_plots(d: dict[str, Any], indent: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from MLSystem.utils.cli import run_main  # closed pipe, Ctrl-C, full disk: one line each
+
+    sys.exit(run_main(main))
