@@ -33,6 +33,7 @@ from MLSystem.builder import ExperimentBuilder, ExperimentContext
 from MLSystem.errors import ExitCode, MLSystemError
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
+from MLSystem.placement import report_placement
 from MLSystem.records import ExperimentStatus, Segment
 from MLSystem.utils.cli import disk_full_message
 from MLSystem.utils.clock import now_iso
@@ -166,6 +167,7 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     from MLSystem.callbacks import JobLoggingCallback, StopCallback, StopRequested
     from MLSystem.resumable import ExactResumeCallback  # lazy: imports torch
 
+    report_placement()  # the runner's slot and thread budget, applied to torch and logged
     params, exp = ctx.all_params, ctx.exp
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")

@@ -349,9 +349,24 @@ class JobQueue:
         ``busy(job)`` says why the job's experiment is taken right now; such a job stays pending
         and is skipped until ``backoff_s`` later.
         """
+        claimed = self.claim(runner, lambda job: True, busy=busy, backoff_s=backoff_s, limit=1)
+        return claimed[0][0] if claimed else None
+
+    def claim(self, runner: dict, pick: Callable[[Job], Any], *, busy: Callable[[Job], str | None] = lambda j: None,
+              backoff_s: float = 10.0, limit: int = 1) -> list[tuple[Job, Any]]:
+        """Claim up to ``limit`` runnable pending jobs in run order, each moved to running/.
+
+        For each runnable job whose experiment is not ``busy`` (see :meth:`claim_next`),
+        ``pick(job)`` decides: ``None`` = skip it, a ``str`` = skip it and show that as its note,
+        anything else = claim it (returned with the job). One pass under the lock, so the runner
+        fills all its free slots at once.
+        """
         now = time.time()
+        out: list[tuple[Job, Any]] = []
         with self.locked():
             for job in sorted(self._scan(Status.PENDING), key=Job.order_key):
+                if len(out) >= limit:
+                    break
                 if job.held or (job.not_before or 0) > now:
                     continue
                 reason = busy(job)
@@ -359,11 +374,20 @@ class JobQueue:
                     job.not_before, job.note = now + backoff_s, f"waiting: {reason}"
                     self._write(Status.PENDING, job)
                     continue
-                return self._move(job, Status.PENDING, Status.RUNNING, attempts=job.attempts + 1,
-                                  started=now_iso(), ended=None, runner=runner, host=self.host, pid=None,
-                                  exit_code=None, signal=None, error=None, stop_requested=None,
-                                  not_before=None, note=f"attempt {job.attempts + 1} started")
-        return None
+                chosen = pick(job)
+                if chosen is None:
+                    continue
+                if isinstance(chosen, str):
+                    if job.note != chosen:
+                        job.note = chosen
+                        self._write(Status.PENDING, job)
+                    continue
+                job = self._move(job, Status.PENDING, Status.RUNNING, attempts=job.attempts + 1,
+                                 started=now_iso(), ended=None, runner=runner, host=self.host, pid=None,
+                                 exit_code=None, signal=None, error=None, stop_requested=None,
+                                 not_before=None, placement=None, note=f"attempt {job.attempts + 1} started")
+                out.append((job, chosen))
+        return out
 
     def next_wakeup(self) -> float | None:
         """Seconds until a pending (not held) job may run: 0 = now, None = nothing to wait for."""
@@ -403,22 +427,28 @@ class JobQueue:
                 self.paths.stop_flag(job.id).unlink()
             return self._move(current, Status.RUNNING, status)
 
-    def recover(self, runner_pid_dead: Callable[[Job], bool] = lambda j: True) -> list[tuple[Job, Status]]:
-        """Jobs left in running/ by a dead runner: back to pending, or failed past max_attempts.
-        Call only while holding the runner lock (then no live runner owns them)."""
+    def recover(self, done: Callable[[Job], str | None] = lambda j: None) -> list[tuple[Job, Status]]:
+        """Jobs left in running/ by a dead runner. Call only while holding the runner lock (then no
+        live runner owns them).
+
+        ``done(job)`` returns a note when the job's work is complete although it was never filed
+        (the runner died between the job's exit and the filing): it goes to finished/. Otherwise it
+        goes back to pending; the interrupted attempt does not count toward ``max_attempts``,
+        because the runner died, not the job (the job's process got SIGTERM and checkpointed).
+        """
         out = []
         with self.locked():
             for job in self._scan(Status.RUNNING):
-                if not runner_pid_dead(job):
-                    continue
                 who = (job.runner or {}).get("pid", "?")
-                if job.attempts >= job.max_attempts:
-                    reason = (f"interrupted {job.attempts} times (runner pid {who} died while it ran); "
-                              f"limit max_attempts={job.max_attempts}")
-                    self.complete(job, Status.FAILED, ended=now_iso(), error=reason, note=reason)
-                    out.append((job, Status.FAILED))
-                else:
-                    note = f"recovered: runner pid {who} died during attempt {job.attempts}; resumes from its checkpoint"
-                    self.complete(job, Status.PENDING, ended=now_iso(), note=note)
-                    out.append((job, Status.PENDING))
+                finished = done(job)
+                if finished:
+                    note = f"{finished} (filed at recovery: runner pid {who} died before filing it)"
+                    job = self.complete(job, Status.FINISHED, ended=job.ended or now_iso(), note=note)
+                    out.append((job, Status.FINISHED))
+                    continue
+                note = (f"recovered: runner pid {who} died during attempt {job.attempts}; resumes from its "
+                        "checkpoint (not counted toward max_attempts)")
+                job = self.complete(job, Status.PENDING, ended=now_iso(), note=note,
+                                    attempts=max(0, job.attempts - 1))
+                out.append((job, Status.PENDING))
         return out

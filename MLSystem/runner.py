@@ -1,22 +1,31 @@
-"""Transient queue runner: ``python -m MLSystem.runner [--wait SECONDS] [--json]``.
+"""Transient queue runner: ``python -m MLSystem.runner [--slots N] [--gpus all|0,1] [--slots-per-gpu K]``.
 
-Runs pending jobs one at a time (priority, then queue position, then age) as subprocesses and
-exits when nothing is left (``--wait`` lingers for new jobs). One runner per queue: a second one
-says which pid holds the queue and exits 0.
+Runs pending jobs as subprocesses, up to N at once (``--slots``, default 1), in queue order
+(priority, then queue position, then age), and exits when nothing is pending and no job runs
+(``--wait`` lingers for new jobs). One runner per queue: a second one says which pid holds the
+queue and exits 0. Which job starts in which slot is decided by ``MLSystem.scheduler`` (with
+``--gpus``: disjoint GPUs per job, a ``devices=2`` job takes two, GPUs busy outside the queue are
+skipped, a job waiting for several GPUs reserves them so smaller jobs cannot starve it); jobs are
+started through an executor (``MLSystem.executor``: the local one here; a cluster one later).
 
-* Output of each job goes to ``queue/logs/{job}.log``; the job records pid, host, start/end,
-  exit code, experiment ID and, on failure, the last lines of its log.
+* Each job gets ``MLSYSTEM_SLOT``, a CPU thread budget (``OMP_NUM_THREADS``, ``torch.set_num_threads``;
+  cores / slots unless ``--threads``) and, with ``--gpus``, ``CUDA_VISIBLE_DEVICES``.
+* Output of each job goes to ``queue/logs/{job}.log``; the job records pid, host, slot/GPUs,
+  start/end, exit code, experiment ID and, on failure, the last lines of its log.
 * Exit 0 -> finished/, 3 -> stopped/ when a stop was requested (``submit --stop``), 4 (the
   experiment is trained by another process) -> stays pending and is retried later, other ->
   failed/. Killed by a signal -> failed/ with the signal named (``submit --requeue`` runs it again).
+  Two jobs of one experiment never run at once (the experiment's lease; the runner also does not
+  start a job whose experiment one of its slots is training).
 * Interrupted by infrastructure, not by its code: a job left in running/ by a dead runner goes back
-  to pending at the next runner start (attempts +1, failed past ``max_attempts``); a job stopped by
-  a signal from outside (checkpoint saved, exit 3 without a request) is requeued the same way.
-* The job process gets SIGTERM if the runner dies (Linux ``PR_SET_PDEATHSIG``), so it saves a
+  to pending at the next runner start without counting toward ``max_attempts`` (or to finished/
+  when its experiment reached the job's epochs before the runner died); a job stopped by a signal
+  from outside (checkpoint saved, exit 3 without a request) is requeued, counting as an attempt.
+* The job processes get SIGTERM if the runner dies (Linux ``PR_SET_PDEATHSIG``), so they save a
   checkpoint instead of training on unsupervised.
-* SIGTERM / Ctrl-C on the runner: the current job checkpoints and stops; it stays pending and
-  resumes at the next runner start. Exit status 3 then, else 0.
-* ``submit --drain``: the runner finishes the current job, then exits.
+* SIGTERM / Ctrl-C on the runner: every running job checkpoints and stops; they stay pending and
+  resume at the next runner start. Exit status 3 then, else 0.
+* ``submit --drain``: the runner finishes the running jobs, starts no more, then exits.
 """
 
 from __future__ import annotations
@@ -30,23 +39,29 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.executor import Executor, LocalExecutor, Run
 from MLSystem.experiment_store import lease_holder, trained_epochs
 from MLSystem.job_hooks import Hooks
+from MLSystem.job_outcome import BUSY_BACKOFF_S, Outcome, classify_exit, signal_name
 from MLSystem.jobs import Job, Kind, Status
 from MLSystem.paths import ProjectPaths
+from MLSystem.placement import build_pool, need_from_params, slot_args
 from MLSystem.queue_store import JobQueue
 from MLSystem.runner_record import RunnerLock, runner_info
-from MLSystem.utils.clock import format_seconds, now_iso, parse_iso
+from MLSystem.scheduler import Impossible, Need, Placement, Pool, Round, Waiting
+from MLSystem.utils.clock import format_seconds, now_iso
 
-POLL_S = 0.05  # how often an idle runner looks for new jobs (submit-to-start latency)
-BUSY_BACKOFF_S = 3.0
+__all__ = ["BUSY_BACKOFF_S", "Outcome", "Runner", "classify_exit", "main", "start_detached"]
+
+POLL_S = 0.05  # how often the runner looks at its children and for new jobs (end-to-start latency)
 LINGER_MAX_S = 60.0  # a transient runner waits for jobs due within this (or --wait), not longer
 TAIL_LINES = 15
+LOOKAHEAD = 64  # GPU mode: pending jobs whose needs are known ahead (later ones are looked at later)
 FAULT_ENV = "MLSYSTEM_RUNNER_FAULT"  # tests: SIGKILL the runner itself at a named point
 
 
@@ -54,26 +69,6 @@ def _fault(point: str) -> None:
     """Fault injection for tests: ``MLSYSTEM_RUNNER_FAULT=after_claim`` kills the runner there."""
     if os.environ.get(FAULT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive SIGTERM when the runner dies (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the runner died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return hook
 
 
 def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
@@ -88,25 +83,34 @@ def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
     return "\n".join(kept)[-3000:]
 
 
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
+@dataclass
+class Active:
+    """A job this runner started and has not filed yet."""
+
+    job: Job
+    run: Run
+    log_path: Path
+    offset: int  # where this attempt's output starts in the log
+    stop_flag: Path
+    forwarded: str | None = None  # the shutdown level already forwarded to it
 
 
 class Runner:
-    def __init__(self, queue: JobQueue, *, wait: float = 0.0, as_json: bool = False, out=print):
+    def __init__(self, queue: JobQueue, *, wait: float = 0.0, as_json: bool = False, out=print,
+                 executor: Executor | None = None):
         self.queue = queue
         self.wait = wait
         self.as_json = as_json
         self.out = out
+        self.executor: Executor = executor or LocalExecutor(Pool(slots=1))
+        self.pool = self.executor.pool()
         self.shutdown: str | None = None  # name of the signal that asked us to stop
-        self.proc: subprocess.Popen | None = None
-        self.current: Job | None = None
+        self.active: dict[str, Active] = {}
         self.counts = {s.value: 0 for s in Status}
-        self.info = runner_info()
+        self.info = {**runner_info(), "slots": self.pool.slots, "gpus": list(self.pool.gpus), "slots_per_gpu": self.pool.per_gpu,
+                     "threads": self.pool.threads}
         self.hooks = Hooks([])
+        self._needs: dict[tuple, Need] = {}
 
     # -- output ----------------------------------------------------------------------------------
     def say(self, event: str, text: str, **data: Any) -> None:
@@ -138,19 +142,40 @@ class Runner:
     def _run_locked(self) -> int:
         if self.queue.cancel_drain():
             self.say("drain", "removed a drain request left from an earlier runner")
-        for job, status in self.queue.recover():
-            self.say("recovered", f"{job.id}: {job.note if status == Status.PENDING else job.error}",
-                     job=job.id, status=status.value)
+        for job, status in self.queue.recover(self._done_before_filing):
+            self.say("recovered", f"{job.id}: {job.note}", job=job.id, status=status.value)
+        if self.pool.slots > 1 or self.pool.gpus:
+            gpus = f", GPUs {','.join(self.pool.gpus)} ({self.pool.per_gpu} per GPU)" if self.pool.gpus else ""
+            threads = f", {self.pool.threads} CPU thread(s) each" if self.pool.threads else ""
+            self.say("slots", f"runner pid {os.getpid()}: {self.pool.slots} slot(s){gpus}{threads}",
+                     slots=self.pool.slots, gpus=list(self.pool.gpus), threads=self.pool.threads)
         idle_since: float | None = None
-        while not self.shutdown:
-            if self.queue.drain_requested():
+        draining = False
+        while True:
+            self._reap()
+            if self.shutdown:
+                if not self.active:
+                    break
+                self._forward_shutdown()
+            elif not draining and self.queue.drain_requested():
+                draining = True
+                if self.active:
+                    self.say("draining", f"drain requested: finishing {len(self.active)} running job(s), "
+                                         "starting no more")
+            if draining and not self.active:
                 self.queue.cancel_drain()
                 self.say("drained", "drain requested: stopping (pending jobs stay queued)")
                 break
-            job = self.queue.claim_next(self.info, busy=self._busy, backoff_s=BUSY_BACKOFF_S)
-            if job is not None:
+            started = 0
+            if not self.shutdown and not draining and len(self.active) < self.pool.slots:
+                started = self._fill()
+            if self.active or started:
                 idle_since = None
-                self._execute(job)
+                for a in list(self.active.values()):
+                    self.hooks.job_polled(a.job)
+                time.sleep(POLL_S)
+                continue
+            if self.shutdown or draining:
                 continue
             wake = self.queue.next_wakeup()
             if wake is not None and wake > max(LINGER_MAX_S, self.wait):
@@ -167,15 +192,74 @@ class Runner:
                  + (f" (stopped by {self.shutdown})" if self.shutdown else ""), counts=self.counts)
         return int(ExitCode.STOPPED if self.shutdown else ExitCode.OK)
 
+    # -- scheduling ------------------------------------------------------------------------------
     def _busy(self, job: Job) -> str | None:
-        """Why the job's experiment cannot be trained now (its lease is held), else None."""
-        if job.kind != Kind.TRAIN.value or not job.experiment_id:
-            return None
+        """Why the job's experiment cannot be trained now (one of our slots or another process
+        trains it), else None."""
+        if job.kind != Kind.TRAIN.value or not job.experiment_id or self._own(job):
+            return None  # our own slot's lease: handled by the scheduling pick, without a backoff
         exp = self.queue.project.experiment(job.experiment_id)
         owner = lease_holder(exp, probe=True)
         if owner is None:
             return None
         return f"experiment {exp.id} is busy: {owner.get('purpose', 'training')} by pid {owner.get('pid')}"
+
+    def _own(self, job: Job) -> Active | None:
+        """The running job of ours that trains the same experiment (so this one must wait)."""
+        if job.kind != Kind.TRAIN.value or not job.experiment_id:
+            return None
+        return next((a for a in self.active.values()
+                     if a.job.kind == Kind.TRAIN.value and a.job.experiment_id == job.experiment_id), None)
+
+    def _need(self, job: Job) -> Need | None:
+        """GPUs the job asks for (GPU mode only; None until known)."""
+        if not self.pool.gpu_mode or job.kind != Kind.TRAIN.value:
+            return Need(0) if job.kind != Kind.TRAIN.value else Need(1)
+        return self._needs.get((job.id, tuple(job.args)))
+
+    def _learn_needs(self) -> None:
+        """Merge the params of the next pending jobs (outside the queue lock: a merge takes ~0.1 s)."""
+        from MLSystem.config_merge import merge_config  # lazy: Hydra, only in GPU mode
+
+        for job in [j for j in self.queue.pending() if j.runnable and j.kind == Kind.TRAIN.value][:LOOKAHEAD]:
+            key = (job.id, tuple(job.args))
+            if key in self._needs:
+                continue
+            try:
+                params = merge_config(job.args, paths=self.queue.project).params
+            except Exception:  # bad input: the job itself reports it (exit 2) on one GPU
+                params = {}
+            self._needs[key] = need_from_params(params, len(self.pool.gpus))
+
+    def _fill(self) -> int:
+        """Start jobs in the free slots; returns how many started."""
+        if self.pool.gpu_mode:
+            self._learn_needs()
+        runs = [a.run for a in self.active.values()]
+        rnd = Round(self.pool, running=[r.placement for r in runs], busy=self.executor.busy_gpus(runs))
+        claimed_now: dict[str, str] = {}  # experiment -> job claimed in this round
+
+        def pick(job: Job) -> Any:
+            same = job.experiment_id if job.kind == Kind.TRAIN.value else None
+            if same and (other := self._own(job) or claimed_now.get(same)):
+                # our own slot trains it: picked as soon as that job ends (no backoff)
+                other_id = other.job.id if isinstance(other, Active) else other
+                return f"waiting: experiment {same} is being trained by {other_id}"
+            need = self._need(job)
+            if need is None:
+                return None
+            got = rnd.offer(need)
+            if isinstance(got, Waiting):
+                return f"waiting: {got.reason}"
+            if same:
+                claimed_now[same] = job.id
+            return got
+
+        claimed = self.queue.claim(self.info, pick, busy=self._busy, backoff_s=BUSY_BACKOFF_S,
+                                   limit=self.pool.slots - len(self.active))
+        for job, where in claimed:
+            self._start(job, where)
+        return len(claimed)
 
     # -- one job ---------------------------------------------------------------------------------
     def _command(self, job: Job) -> list[str]:
@@ -183,9 +267,16 @@ class Runner:
             return [sys.executable, "-m", "MLSystem.execute_plot", *job.args]
         return [sys.executable, "-m", "MLSystem.execute_train", *job.args]
 
-    def _execute(self, job: Job) -> None:
+    def _start(self, job: Job, where: Placement | Impossible) -> None:
         _fault("after_claim")
         q, project = self.queue, self.queue.project
+        if isinstance(where, Impossible):
+            done = q.complete(job, Status.FAILED, ended=now_iso(), error=f"cannot run here: {where.reason}",
+                              note=f"cannot run here: {where.reason}; requeue it for a runner with more GPUs")
+            self.counts[Status.FAILED.value] += 1
+            self.hooks.job_ended(done)
+            self.say("failed", f"failed: {job.id} {done.note}", job=job.id, status="failed", error=done.error)
+            return
         log_path, stop_flag = q.paths.log(job.id), q.paths.stop_flag(job.id)
         with contextlib.suppress(FileNotFoundError):
             stop_flag.unlink()  # a request meant for an earlier attempt
@@ -194,86 +285,95 @@ class Runner:
                    MLSYSTEM_JOB_METRICS=str(q.paths.metrics(job.id)), MLSYSTEM_STOP_FILE=str(stop_flag))
         env.pop(FAULT_ENV, None)
         cmd = self._command(job)
+        slot = f" in slot {where.slot}" + (f" on GPU {','.join(where.gpus)}" if where.gpus else "")
         with open(log_path, "ab") as log:
             offset = log.tell()
             header = (f"=== {now_iso()} attempt {job.attempts} of {job.id} by runner pid {os.getpid()} "
-                      f"on {self.info['host']}: {' '.join(cmd[1:])}\n")
-            log.write(header.encode())
-            log.flush()
-            offset += len(header.encode())
-            try:
-                self.proc = subprocess.Popen(cmd, cwd=project.root, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=_die_with_parent_hook())
-            except OSError as exc:
-                q.complete(job, Status.FAILED, ended=now_iso(), error=f"could not start {cmd[2]}: {exc}")
-                self.counts[Status.FAILED.value] += 1
-                return
-        self.current = job
+                      f"on {self.info['host']}{slot}: {' '.join(cmd[1:])}\n").encode()
+            log.write(header)
+            offset += len(header)
+        try:
+            run = self.executor.start(job, cmd, env, project.root, log_path, where)
+        except OSError as exc:
+            done = q.complete(job, Status.FAILED, ended=now_iso(), error=f"could not start {cmd[2]}: {exc}")
+            self.counts[Status.FAILED.value] += 1
+            self.hooks.job_ended(done)
+            return
         # "started" is when the process was spawned (the claim time was a placeholder)
-        job = q.update_running(job.id, pid=self.proc.pid, started=now_iso(), epochs_before=epochs_before) or job
-        self.say("started", f"started {job.id} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
-                            f"pid {self.proc.pid}): {' '.join(job.args)}",
-                 job=job.id, experiment_id=job.experiment_id, pid=self.proc.pid)
+        job = q.update_running(job.id, pid=run.pid, started=now_iso(), epochs_before=epochs_before,
+                               placement=where.to_dict()) or job
+        self.active[job.id] = Active(job, run, log_path, offset, stop_flag)
+        self.say("started", f"started {job.id}{slot} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
+                            f"pid {run.pid}): {' '.join(job.args)}",
+                 job=job.id, experiment_id=job.experiment_id, pid=run.pid, slot=where.slot, gpus=list(where.gpus))
         self.hooks.job_started(job)
         _fault("after_start")
-        forwarded = None
-        while True:
-            try:
-                rc = self.proc.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                self.hooks.job_polled(job)
-                if self.shutdown and forwarded != self.shutdown:
-                    self._forward_stop(job, stop_flag)
-                    forwarded = self.shutdown
-        ended = now_iso()
-        _fault("after_exit")
-        self.current, self.proc = None, None
-        self._file(job, rc, ended, log_path, offset)
 
-    def _forward_stop(self, job: Job, stop_flag: Path) -> None:
-        """Runner stopping: ask the job to checkpoint and exit (flag file + SIGTERM)."""
-        with contextlib.suppress(OSError):
-            stop_flag.write_text(now_iso() + "\n")
-        with contextlib.suppress(ProcessLookupError):
-            if self.proc is not None:
-                self.proc.send_signal(signal.SIGINT if self.shutdown == "SIGINT-again" else signal.SIGTERM)
+    def _reap(self) -> None:
+        """File every job whose process has ended."""
+        for job_id, a in list(self.active.items()):
+            rc = self.executor.poll(a.run)
+            if rc is None:
+                continue
+            ended = now_iso()
+            _fault("after_exit")
+            del self.active[job_id]
+            self._file(a, rc, ended)
+
+    def _forward_shutdown(self) -> None:
+        """Runner stopping: ask every job to checkpoint and exit (flag file + SIGTERM; SIGINT on
+        a second Ctrl-C), once per level."""
+        for a in self.active.values():
+            if a.forwarded == self.shutdown:
+                continue
+            with contextlib.suppress(OSError):
+                a.stop_flag.write_text(now_iso() + "\n")
+            self.executor.stop(a.run, "interrupt" if self.shutdown == "SIGINT-again" else "graceful")
+            a.forwarded = self.shutdown
+
+    def _done_before_filing(self, job: Job) -> str | None:
+        """At recovery: a note when the job's experiment already has the job's epochs (its process
+        finished, the runner died before filing it), else None."""
+        done = self._epochs(job)
+        if done is None or job.max_epochs is None or done < job.max_epochs:
+            return None
+        return f"{job.experiment_id} complete ({done}/{job.max_epochs} epochs)"
 
     def _epochs(self, job: Job) -> int | None:
         if job.kind != Kind.TRAIN.value or not job.experiment_id:
             return None
         return trained_epochs(self.queue.project.experiment(job.experiment_id))
 
-    def _file(self, job: Job, rc: int, ended: str, log_path: Path, offset: int) -> None:
-        """Decide where the finished process leaves its job."""
-        q = self.queue
+    def _file(self, a: Active, rc: int, ended: str) -> None:
+        """Decide where the finished process leaves its job (``job_outcome.classify_exit``)."""
+        q, job = self.queue, a.job
         current = q.running(job.id) or job  # re-read: a stop may have been requested meanwhile
-        tail = _log_tail(log_path, offset)
+        ending = self.executor.classify(a.run, rc)
         outcome = classify_exit(rc, stop_requested=bool(current.stop_requested), shutdown=self.shutdown,
-                                attempts=current.attempts, max_attempts=current.max_attempts, tail=tail,
-                                job_id=job.id, now=time.time())
+                                attempts=current.attempts, max_attempts=current.max_attempts,
+                                tail=_log_tail(a.log_path, a.offset), job_id=job.id, now=time.time(),
+                                infrastructure=ending.infrastructure)
         fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job), **outcome.fields}
         status = outcome.status
         done = q.complete(current, status, **fields)
         self.counts[status.value] += 1
         self.hooks.job_ended(done)
-        took = (time.time() - (parse_iso(done.started) or time.time()))
+        took = time.time() - a.run.started
         self.say(status.value, f"{status.value}: {job.id} (exit {rc}, {format_seconds(took)}) {done.note}",
                  job=job.id, exit_code=rc, status=status.value, experiment_id=job.experiment_id,
-                 error=done.error)
+                 error=done.error, slot=a.run.placement.slot)
 
     # -- signals ---------------------------------------------------------------------------------
     def _install_signals(self) -> dict:
         def on_signal(signum, frame):
-            name = _signal_name(signum)
+            name = signal_name(signum)
             if self.shutdown and signum == signal.SIGINT:
-                self.shutdown = "SIGINT-again"  # a second Ctrl-C interrupts the job itself
+                self.shutdown = "SIGINT-again"  # a second Ctrl-C interrupts the jobs themselves
                 return
             self.shutdown = name
-            if self.current is not None:
-                print(f"received {name}: {self.current.id} saves a checkpoint at its next step and stops; "
-                      "it stays queued (Ctrl-C again to interrupt it)", file=sys.stderr, flush=True)
+            if self.active:
+                print(f"received {name}: {', '.join(self.active)} save a checkpoint at their next step and stop; "
+                      "they stay queued (Ctrl-C again to interrupt them)", file=sys.stderr, flush=True)
 
         previous = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -281,82 +381,18 @@ class Runner:
         return previous
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Where a job goes after its process ended, and the fields to record on it."""
-
-    status: Status
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-def classify_exit(rc: int, *, stop_requested: bool, shutdown: str | None, attempts: int, max_attempts: int,
-                  tail: str = "", job_id: str = "JOB", now: float = 0.0) -> Outcome:
-    """The filing rule, as a pure function of how the process ended.
-
-    ``rc``: the exit status (negative: killed by that signal); ``stop_requested``: a user asked
-    this job to stop; ``shutdown``: the signal that is stopping the runner itself (None if not);
-    ``attempts``/``max_attempts``: the job's run count and limit; ``tail``: the attempt's log tail.
-
-    * 0 -> finished; 3 on request -> stopped; 3 or SIGTERM/SIGINT while the runner stops ->
-      pending, and the attempt does not count; 3 from an outside signal -> pending (failed past
-      ``max_attempts``); 4 (experiment busy) -> pending after a back-off, not counted;
-    * killed by another signal -> failed, naming it; any other exit -> failed with the log tail.
-    """
-    last = tail.splitlines()[-1] if tail else ""
-    hint = f"requeue with: python -m MLSystem.submit --requeue {job_id}"
-    out: dict[str, Any] = {}
-    if rc == ExitCode.OK:
-        status, out["note"] = Status.FINISHED, last or "finished"
-    elif rc == ExitCode.STOPPED and stop_requested:
-        status, out["note"] = Status.STOPPED, f"stopped on request (resumable; {hint})"
-    elif rc == ExitCode.STOPPED and shutdown:
-        status = Status.PENDING
-        out.update(attempts=attempts - 1,  # the runner's stop is not the job's failure
-                   note=f"interrupted: runner stopped by {shutdown}; resumes at the next runner start")
-    elif rc == ExitCode.STOPPED:
-        status, out["note"] = Status.PENDING, "interrupted by a signal from outside (checkpoint saved); requeued"
-        if attempts >= max_attempts:
-            status, out["error"] = Status.FAILED, f"interrupted {attempts} times; limit max_attempts"
-    elif rc == ExitCode.BUSY:
-        status = Status.PENDING
-        out.update(attempts=attempts - 1, not_before=now + BUSY_BACKOFF_S, note=f"waiting: {last or 'experiment busy'}")
-    elif rc < 0:
-        name = _signal_name(-rc)
-        out["signal"] = name
-        if shutdown and -rc in (signal.SIGTERM, signal.SIGINT):
-            status = Status.PENDING
-            out.update(attempts=attempts - 1, note=f"interrupted: runner stopped by {shutdown}")
-        else:
-            status = Status.FAILED
-            out["error"] = (f"killed by {name} (signal {-rc}): out of memory or killed from outside; {hint}"
-                            + (f"\n{tail}" if tail else ""))
-    else:
-        status = Status.FAILED
-        what = "bad input" if rc == ExitCode.BAD_INPUT else "failed"
-        out["error"] = f"exit {rc} ({what}): " + (tail or "no output")
-        out["note"] = f"exit {rc} ({what}): {_error_line(tail)}"
-    if status == Status.FAILED:
-        out.setdefault("note", (out.get("error") or "").splitlines()[0])
-    return Outcome(status, out)
-
-
-def _error_line(tail: str) -> str:
-    """The line of a log tail that says what went wrong: the last ``error:`` line, else the last line."""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    errors = [line for line in lines if line.lower().startswith("error")]
-    return (errors or lines or ["no output"])[-1]
-
-
-def start_detached(paths: ProjectPaths, *, wait: float = 0.0) -> int:
+def start_detached(paths: ProjectPaths, *, wait: float = 0.0, slots: int | None = None, gpus: str | None = None,
+                   slots_per_gpu: int | None = None, threads: int | None = None) -> int:
     """Start ``python -m MLSystem.runner`` in its own session (it outlives the caller, e.g. the
     cockpit or a closed browser); output goes to ``queue/logs/runner.log``. Returns its pid.
     A second runner on the same queue just reports the active one and exits."""
     log_path = JobQueue(paths).paths.logs / "runner.log"
     env = dict(os.environ, MLSYSTEM_ROOT=str(paths.root), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "MLSystem.runner", "--wait", str(wait),
+           *slot_args(slots, gpus, slots_per_gpu, threads)]
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "MLSystem.runner", "--wait", str(wait)], cwd=paths.root,
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=paths.root, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     # Reap it when it exits, so a long-lived caller does not keep a zombie that looks alive.
     threading.Thread(target=proc.wait, daemon=True, name=f"reap-runner-{proc.pid}").start()
     return proc.pid
@@ -367,13 +403,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="keep waiting this long for new jobs once the queue is empty (default 0)")
+    parser.add_argument("--slots", type=int, default=None, metavar="N",
+                        help="run up to N jobs at once (default 1; with --gpus: GPUs x --slots-per-gpu)")
+    parser.add_argument("--gpus", default=None, metavar="all|0,1",
+                        help="place jobs on these GPUs (CUDA_VISIBLE_DEVICES per job); default: no placement")
+    parser.add_argument("--slots-per-gpu", type=int, default=1, metavar="K",
+                        help="jobs that may share one GPU (default 1)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads per job (default: cores / slots when slots > 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per event line")
     args = parser.parse_args(argv)
     if args.wait < 0:
         parser.error("--wait: must be >= 0 seconds")
     try:
+        pool = build_pool(args.slots, args.gpus, args.slots_per_gpu, args.threads,
+                          warn=lambda s: print(s, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
         queue = JobQueue(ProjectPaths.discover())
-        return Runner(queue, wait=args.wait, as_json=args.json, out=lambda s: print(s, flush=True)).run()
+        return Runner(queue, wait=args.wait, as_json=args.json, out=lambda s: print(s, flush=True),
+                      executor=LocalExecutor(pool)).run()
     except MLSystemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

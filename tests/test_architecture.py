@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["MLSystem", "MLSystem.errors", "MLSystem.paths", "MLSystem.records", "MLSystem.utils",
                     "MLSystem.utils.*", "MLSystem.common_config", "MLSystem.metrics_reader", "MLSystem.jobs",
-                    "MLSystem.job_hooks"]),
+                    "MLSystem.job_hooks", "MLSystem.job_outcome", "MLSystem.scheduler", "MLSystem.placement",
+                    "MLSystem.executor"]),
     ("identity", ["MLSystem.hashing"]),
     ("definition bases", ["MLSystem.base.adapter", "MLSystem.base.datamodule", "MLSystem.base.model",
                           "MLSystem.resumable", "MLSystem.optim", "MLSystem.callbacks", "MLSystem.plots",

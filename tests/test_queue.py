@@ -112,15 +112,20 @@ def test_stop_and_requeue(project):
     assert order(q) == [a.id] and q.get(a.id).attempts == 0
 
 
-def test_recover_returns_orphans_to_pending_until_the_attempt_limit(project):
+def test_recover_requeues_orphans_without_spending_attempts_and_files_done_ones(project):
+    """A runner's death is not the job's failure (issue 14 item 5): orphans go back to pending as
+    often as the runner dies, and one whose work is complete is filed finished, not run again."""
     q = JobQueue()
     a = q.add(Job(id=new_job_id(), kind="train", args=[], max_attempts=2))
-    for attempt in (1, 2):
-        assert q.claim_next({"pid": 999999}).attempts == attempt
+    for _ in range(5):
+        assert q.claim_next({"pid": 999999}).attempts == 1
         [(job, status)] = q.recover()
-        assert job.id == a.id
-    assert status == Status.FAILED and "limit max_attempts=2" in q.get(a.id).error
-    assert [h["outcome"] for h in q.get(a.id).history] == ["pending", "failed"]
+        assert job.id == a.id and status == Status.PENDING and q.get(a.id).attempts == 0
+    assert "not counted toward max_attempts" in q.get(a.id).note
+    q.claim_next({"pid": 999999})
+    [(job, status)] = q.recover(done=lambda j: "abc complete (2/2 epochs)")
+    assert status == Status.FINISHED and q.get(a.id).note.startswith("abc complete (2/2 epochs) (filed at recovery")
+    assert [h["outcome"] for h in q.get(a.id).history] == ["pending"] * 5 + ["finished"]
 
 
 def test_job_ids_resolve_from_a_unique_prefix(project):

@@ -60,3 +60,11 @@ def test_busy_backs_off_and_failures_carry_the_log_tail():
     assert failed.fields["error"].endswith("last line")
     silent = classify_exit(FAILED, stop_requested=False, shutdown=None, attempts=1, max_attempts=5)
     assert silent.fields["error"] == "exit 1 (failed): no output"
+
+
+def test_an_executor_reported_infrastructure_end_does_not_count():
+    """A cluster executor's preemption / node failure is not the job's failure, whatever the exit."""
+    out = classify_exit(KILL, stop_requested=False, shutdown=None, attempts=3, max_attempts=3,
+                        infrastructure="preempted by the cluster")
+    assert out.status == Status.PENDING and out.fields["attempts"] == 2
+    assert out.fields["note"] == "interrupted by the infrastructure (preempted by the cluster); requeued"
