@@ -13,9 +13,12 @@ import sys
 
 import pytest
 from conftest import FAST, cli_env, run_cli, wait_for
-from test_runner import LONGER, STEPS, finish, queued, record, running_pid, start_runner, state, training_started, where
+from test_runner import (LONGER, STEPS, finish, queued, record, running_pid, start_runner, state, training_started,
+                         where)
 
-from MLSystem.job_queue import JobQueue, parse_iso, pid_alive
+from MLSystem.queue_store import JobQueue
+from MLSystem.utils.clock import parse_iso
+from MLSystem.utils.procs import pid_alive
 
 pytestmark = pytest.mark.slow
 BIG, BIG_STEPS = ["n_train=16384", "n_val=64", "batch_size=32"], 512
