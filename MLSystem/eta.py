@@ -116,23 +116,42 @@ class EtaModel:
         return None if per_epoch is None else self.startup + remaining * per_epoch
 
 
-def estimate(queue: JobQueue, jobs: list[Job] | None = None) -> dict[str, Eta]:
-    """ETA of every pending job in run order, after what is running now."""
+def estimate(queue: JobQueue, jobs: list[Job] | None = None, slots: int | None = None) -> dict[str, Eta]:
+    """ETA of every pending job in run order, after what is running now, with ``slots`` jobs at a
+    time (default: the active runner's slots, else 1).
+
+    Each slot is a lane: a pending job starts when the first lane frees (and not before its
+    experiment's previous job ends: one experiment never trains twice at once). A job that needs
+    several GPUs still counts as one lane — an approximation that errs early for such jobs.
+    """
+    import heapq
+
     jobs = queue.list([Status.RUNNING, Status.PENDING]) if jobs is None else jobs
+    if slots is None:
+        slots = int((queue.active_runner() or {}).get("slots") or 1)
     model = EtaModel(queue.project, queue.list([Status.FINISHED]))
     trained: dict[str, int] = {}
-    clock, lower = 0.0, False
+    exp_free: dict[str, float] = {}  # experiment -> when its queued work ends
+    lanes: list[float] = []  # when each busy lane frees, seconds from now
+    lower = False
     out: dict[str, Eta] = {}
     for job in [j for j in jobs if j.status == Status.RUNNING.value]:
-        done = trained.setdefault(job.experiment_id or "", job.epochs_before or 0)
+        key = job.experiment_id or ""
+        done = trained.setdefault(key, job.epochs_before or 0)
         d = model.duration(job, done)
         started = parse_iso(job.started) or time.time()
+        left = 0.0
         if d is None:
             lower = True
         else:
-            clock += max(0.0, d - (time.time() - started))
+            left = max(0.0, d - (time.time() - started))
+        lanes.append(left)
+        if key:
+            exp_free[key] = max(exp_free.get(key, 0.0), left)
         if job.max_epochs is not None:
-            trained[job.experiment_id or ""] = max(done, job.max_epochs)
+            trained[key] = max(done, job.max_epochs)
+    lanes += [0.0] * max(0, slots - len(lanes))
+    heapq.heapify(lanes)
     for job in sorted((j for j in jobs if j.status == Status.PENDING.value), key=Job.order_key):
         if job.held:
             out[job.id] = Eta(None, None)
@@ -140,12 +159,15 @@ def estimate(queue: JobQueue, jobs: list[Job] | None = None) -> dict[str, Eta]:
         key = job.experiment_id or ""
         done = trained[key] if key in trained else model.trained(job.experiment_id)
         d = model.duration(job, done)
-        start = max(clock, (job.not_before or 0) - time.time())
+        free = heapq.heappop(lanes)
+        start = max(free, (job.not_before or 0) - time.time(), exp_free.get(key, 0.0) if key else 0.0)
         out[job.id] = Eta(start, d, lower)
         if d is None:
             lower = True
-        else:
-            clock = start + d
+        end = start + (d or 0.0)
+        heapq.heappush(lanes, end)
+        if key:
+            exp_free[key] = end
         if job.max_epochs is not None:
             trained[key] = max(done, job.max_epochs)
     return out

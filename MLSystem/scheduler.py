@@ -48,6 +48,10 @@ class Placement:
     def to_dict(self) -> dict:
         return {"slot": self.slot, "gpus": list(self.gpus), "threads": self.threads}
 
+    def describe(self) -> str:
+        """``slot 1 · GPU 0,2`` (how lists and the cockpit show where a job runs)."""
+        return f"slot {self.slot}" + (f" · GPU {','.join(self.gpus)}" if self.gpus else "")
+
     @classmethod
     def from_dict(cls, data: dict | None) -> "Placement | None":
         if not isinstance(data, dict) or not isinstance(data.get("slot"), int):
@@ -75,6 +79,20 @@ class Pool:
     @property
     def gpu_mode(self) -> bool:
         return bool(self.gpus)
+
+
+def describe_runner(info: dict | None) -> str:
+    """``2 slots · GPUs 0,1 (2 per GPU)`` from a runner's ``runner.json`` ("" for an older runner)."""
+    if not info or not info.get("slots"):
+        return ""
+    slots = int(info["slots"])
+    text = f"{slots} slot{'s' if slots != 1 else ''}"
+    if info.get("gpus"):
+        per = int(info.get("slots_per_gpu") or 1)
+        text += f" · GPUs {','.join(map(str, info['gpus']))}" + (f" ({per} per GPU)" if per > 1 else "")
+    if info.get("threads"):
+        text += f" · {info['threads']} thread{'s' if info['threads'] != 1 else ''} per job"
+    return text
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
     python -m MLSystem.submit --hold JOB | --release JOB | --next JOB | --set-priority JOB N
     python -m MLSystem.submit --move JOB --before OTHER   (or --after OTHER)
     python -m MLSystem.submit --edit JOB lr=0.05           # change a pending job's overrides
-    python -m MLSystem.submit --drain [--cancel]           # the runner finishes its job, then exits
+    python -m MLSystem.submit --drain [--cancel]           # the runner finishes its running jobs, then exits
 
 Overrides are validated before anything is queued (unknown dataset/model/adapter/key, wrong
 type -> one clear error, nothing written); sweeps (``a=1,2 b=x,y``, ``range(…)``) become one job
@@ -36,6 +36,7 @@ from MLSystem.paths import ProjectPaths
 from MLSystem.queue_store import JobQueue
 from MLSystem.records import SELECTION_KEYS, ExperimentRecord
 from MLSystem.registry import Registry
+from MLSystem.scheduler import Placement, describe_runner
 from MLSystem.utils.clock import format_seconds, parse_iso
 from MLSystem.utils.cli import EXIT_INTERRUPTED, DeferredInterrupt, run_main
 
@@ -191,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     act.add_argument("--set-priority", nargs=2, metavar=("JOB", "N"), help="change a pending job's priority")
     act.add_argument("--move", metavar="JOB", help="reorder a pending job (with --before or --after)")
     act.add_argument("--edit", metavar="JOB", help="change a pending job's overrides (given as key=value)")
-    act.add_argument("--drain", action="store_true", help="the runner finishes the current job, then exits")
+    act.add_argument("--drain", action="store_true", help="the runner finishes its running jobs, starts no more, then exits")
     p.add_argument("--before", metavar="OTHER")
     p.add_argument("--after", metavar="OTHER")
     p.add_argument("--cancel", action="store_true", help="with --drain: withdraw the drain request")
@@ -224,15 +225,18 @@ def _do_list(queue: JobQueue, out: _Out, show_all: bool) -> None:
         out.emit({"jobs": rows, "runner": queue.active_runner(), "drain": queue.drain_requested()}, "")
         return
     runner = queue.active_runner()
+    slots = describe_runner(runner)
     print(f"queue {queue.paths.root}: runner " + (f"pid {runner['pid']} since {runner['since']}" if runner else "not running")
-          + (" (draining)" if queue.drain_requested() else ""))
+          + (f", {slots}" if slots else "") + (" (draining)" if queue.drain_requested() else ""))
     by_status: dict[str, list[Job]] = {s.value: [] for s in Status}
     for j in jobs:
         by_status[j.status].append(j)
     for j in by_status[Status.RUNNING]:
         since = parse_iso(j.started)
         took = format_seconds(time.time() - since) if since else "?"
-        print(f"running   {j.id}  {j.experiment_id or '-':<12}  pid {j.pid}  {took} so far  "
+        where = Placement.from_dict(j.placement)
+        print(f"running   {j.id}  {j.experiment_id or '-':<12}  {where.describe() + '  ' if where else ''}"
+              f"pid {j.pid}  {took} so far  "
               f"{'(stop requested) ' if j.stop_requested else ''}{' '.join(j.args)}")
     for n, j in enumerate(by_status[Status.PENDING], 1):
         eta = etas.get(j.id)
@@ -326,7 +330,7 @@ def _dispatch(args: argparse.Namespace, queue: JobQueue, out: _Out) -> int:
             else:
                 queue.request_drain()
                 out.emit({"drain": True, "runner": runner},
-                         f"runner pid {runner['pid']} will finish its current job, then exit")
+                         f"runner pid {runner['pid']} will finish its running job(s), start no more, then exit")
     elif args.plot:
         job = submit_plot(args.plot, priority=args.priority, queue=queue)
         out.emit({"queued": [{"job": job.id, "experiment_id": job.experiment_id, "action": Action.PLOT}], "skipped": []},

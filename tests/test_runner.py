@@ -255,7 +255,7 @@ def test_one_runner_per_queue_drain_and_exit_when_empty(project):
     wait_for(lambda: running_pid(project, job), what="job started by the waiting runner")
     q_id = queued("dataset=digits", "model=mlp", "lr=0.5", "max_epochs=1", *FAST)[0]
     drained = run_cli(project, "MLSystem.submit", "--drain", check=True)
-    assert f"runner pid {first.pid} will finish its current job" in drained.stdout
+    assert f"runner pid {first.pid} will finish its running job(s)" in drained.stdout
     assert finish(first) == 0
     assert where(project)["finished"] == [job] and where(project)["pending"] == [q_id]
     assert state(project, eid)["epochs_completed"] == 1
