@@ -77,7 +77,8 @@ async def _all_operations(client: httpx.AsyncClient, root, ids: dict[str, str]) 
                    files={"file": ("a.wav", _wav(0.25), "audio/wav")})
     assert r.json()["text"].startswith("echo 4000 samples at 16000 Hz") and r.json()["rtf"] >= 0
     # Last: the runner starts detached and drains what the calls above queued; drain it at once.
-    await call("POST", "/api/runner/start", "/api/runner/start")
+    r = await call("POST", "/api/runner/start", "/api/runner/start", json={"slots": 2})
+    assert r.json()["options"]["slots"] == 2
     q.request_drain()
     return got
 

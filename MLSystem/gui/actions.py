@@ -14,8 +14,11 @@ from MLSystem.errors import BadInputError, CorruptFileError
 from MLSystem.experiment_store import read_record, read_state, resolve_id
 from MLSystem.jobs import Status
 from MLSystem.paths import ExperimentPaths, ProjectPaths
+from MLSystem.placement import build_pool
 from MLSystem.queue_store import JobQueue
 from MLSystem.records import ExperimentRecord, TrainingState
+from MLSystem.runner import start_detached
+from MLSystem.scheduler import Placement, describe_runner
 from MLSystem.submit import SubmitReport, experiment_overrides, submit, with_overrides
 
 
@@ -63,6 +66,26 @@ def queue_continue(queue: JobQueue, ref: str, max_epochs: int | None = None, pri
 
 
 def runner_status(queue: JobQueue) -> dict[str, Any]:
+    """The active runner (with its slot settings), the drain request, and the running jobs with
+    the slot / GPUs each one runs in (``slots``, by slot)."""
     running = queue.list([Status.RUNNING])
-    return {"runner": queue.active_runner(), "drain": queue.drain_requested(),
-            "running": [j.to_dict() for j in running]}
+    runner = queue.active_runner()
+    slots = []
+    for job in running:
+        where = Placement.from_dict(job.placement)
+        if where is not None:
+            slots.append({**where.to_dict(), "job": job.id, "experiment_id": job.experiment_id, "pid": job.pid})
+    return {"runner": runner, "summary": describe_runner(runner), "drain": queue.drain_requested(),
+            "running": [j.to_dict() for j in running], "slots": sorted(slots, key=lambda s: s["slot"])}
+
+
+def start_runner(paths: ProjectPaths, *, slots: int | None = None, gpus: str | None = None,
+                 slots_per_gpu: int | None = None, threads: int | None = None) -> int:
+    """Start a detached runner with these slot options (checked first: a one-line error naming the
+    option instead of a runner that dies in the background). Returns its pid."""
+    gpus = (gpus or "").strip() or None
+    try:
+        build_pool(slots, gpus, slots_per_gpu or 1, threads, warn=lambda _: None)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    return start_detached(paths, slots=slots, gpus=gpus, slots_per_gpu=slots_per_gpu, threads=threads)

@@ -24,7 +24,6 @@ from MLSystem.gui.inference import MAX_UPLOAD_BYTES, InferenceError, check_uploa
 from MLSystem.gui.inference import inference_models as find
 from MLSystem.gui.series import SeriesFollower
 from MLSystem.jobs import Status
-from MLSystem.runner import start_detached
 from MLSystem.submit import edit_overrides, plan, submit, submit_plot
 from MLSystem.utils.tail import read_range
 
@@ -61,6 +60,15 @@ class MoveRequest(BaseModel):
 
 class DrainRequest(BaseModel):
     cancel: bool = False
+
+
+class RunnerStart(BaseModel):
+    """Slot options of a started runner (all optional: one slot, no GPU placement)."""
+
+    slots: int | None = Field(None, ge=1, le=1024, description="jobs at once (default 1; with gpus: GPUs x per GPU)")
+    gpus: str | None = Field(None, max_length=200, description="'all' or GPU indices such as '0,1'")
+    slots_per_gpu: int | None = Field(None, ge=1, le=64, description="jobs that may share one GPU")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads per job")
 
 
 class EpochsRequest(BaseModel):
@@ -174,14 +182,15 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
         return actions.runner_status(cockpit.queue())
 
     @api.post("/runner/start", tags=["runner"], summary="Start a detached transient runner (no-op if one runs)")
-    def runner_start() -> dict[str, Any]:
+    def runner_start(body: RunnerStart | None = None) -> dict[str, Any]:
         queue = cockpit.queue()
         active = queue.active_runner()
         if active:
             return {"started": False, "runner": active}
-        return {"started": True, "pid": start_detached(cockpit.paths)}
+        options = body.model_dump() if body else {}
+        return {"started": True, "pid": actions.start_runner(cockpit.paths, **options), "options": options}
 
-    @api.post("/runner/drain", tags=["runner"], summary="Finish the current job, then exit (or cancel that)")
+    @api.post("/runner/drain", tags=["runner"], summary="Finish the running jobs, start no more, then exit (or cancel that)")
     def runner_drain(body: DrainRequest) -> dict[str, Any]:
         queue = cockpit.queue()
         if body.cancel:

@@ -1,7 +1,8 @@
 """What the live view reads each tick, off the UI loop: only bytes appended since the last tick.
 
-Follows the running job (or one given experiment): its metrics log, ``progress.json``, log file
-and ASR ``samples.jsonl``. When the job changes, every follower starts over.
+Follows a running job — one given experiment (the page's picker sets it), else the job in the
+lowest slot: its metrics log, ``progress.json``, log file and ASR ``samples.jsonl``. When the job
+changes, every follower starts over.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LiveUpdate:
     progress: dict[str, Any] | None = None  # only when it changed
     record: ExperimentRecord | None = None  # only when it may have changed
     samples: list[dict[str, Any]] = field(default_factory=list)
+    running: list[Job] = field(default_factory=list)  # every running training job (the page's picker)
 
 
 def sample_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -62,16 +64,18 @@ class LiveReader:
         self._progress_mtime = 0.0
         self._events = 0
 
-    def _running(self) -> Job | None:
+    def _running(self) -> tuple[Job | None, list[Job]]:
+        """The job to follow (of the fixed experiment, else the one in the lowest slot) and every
+        running training job."""
         jobs = [j for j in self.cockpit.queue().list([Status.RUNNING]) if j.kind == Kind.TRAIN.value]
-        if self.fixed:
-            jobs = [j for j in jobs if j.experiment_id == self.fixed]
-        return jobs[0] if jobs else None
+        jobs.sort(key=lambda j: ((j.placement or {}).get("slot", 0), j.started or ""))
+        mine = [j for j in jobs if j.experiment_id == self.fixed] if self.fixed else jobs
+        return (mine[0] if mine else None), jobs
 
     def poll(self) -> LiveUpdate:
-        job = self._running()
+        job, running = self._running()
         eid = self.fixed or (job.experiment_id if job else self.experiment_id)
-        update = LiveUpdate(job, eid)
+        update = LiveUpdate(job, eid, running=running)
         job_id = job.id if job else self.job_id
         if eid != self.experiment_id or job_id != self.job_id:
             self._follow(eid, job_id)

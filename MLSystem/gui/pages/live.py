@@ -1,6 +1,7 @@
 """Page ``/live``: the running job — progress, live loss/lr charts across resumes, metrics, log, stop.
 
-``/live?experiment=ID`` follows one experiment instead of whatever runs. A 0.5 s timer reads
+``/live?experiment=ID`` follows one experiment instead of whatever runs; with several jobs running
+(runner slots) a picker chooses which one to follow. A 0.5 s timer reads
 only new bytes (``gui.live.LiveReader``) in a worker thread and pushes them to the page.
 """
 
@@ -17,6 +18,7 @@ from MLSystem.gui.layout import frame
 from MLSystem.gui.live import LiveReader, LiveUpdate, sample_pairs
 from MLSystem.gui.series import LiveSeries
 from MLSystem.records import Action
+from MLSystem.scheduler import Placement
 
 TICK_S = 0.5
 LOG_LINES = 500
@@ -36,7 +38,13 @@ class LivePanel:
         self.cockpit = cockpit
         self.reader = LiveReader(cockpit, experiment)
         self._busy = False
+        self._choices: dict[str, str] = {}
+        self._quiet = False
         with ui.row().classes("items-center gap-3"):
+            # Several slots: which running job to follow (a choice pins it, like ?experiment=ID).
+            self.picker = ui.select({}, label="Follow", value=None, on_change=self.pick).props(
+                "dense options-dense").classes("min-w-[18rem]").mark("live-picker")
+            self.picker.set_visibility(False)
             self.title = ui.label("Waiting for a running job…").classes("text-lg").mark("live-title")
             self.resume = ui.badge("", color="orange").mark("live-resume")
             self.resume.set_visibility(False)
@@ -76,7 +84,33 @@ class LivePanel:
         finally:
             self._busy = False
 
+    def pick(self, e: Any) -> None:
+        if self._quiet:  # the page itself showed what it follows: not a choice
+            return
+        if e.value and e.value != self.reader.fixed:
+            self.reader.fixed = e.value  # the next tick follows it (and resets the view)
+
+    def _picker(self, u: LiveUpdate) -> None:
+        choices = {}
+        for j in u.running:
+            where = Placement.from_dict(j.placement)
+            if j.experiment_id:
+                choices[j.experiment_id] = (f"{where.describe()} · " if where else "") + f"{j.id} · {j.experiment_id}"
+        if self.reader.fixed and self.reader.fixed not in choices:
+            choices[self.reader.fixed] = f"experiment {self.reader.fixed} (not running)"
+        self._quiet = True
+        try:
+            if choices != self._choices:
+                self._choices = choices
+                self.picker.set_options(choices, value=u.experiment_id if u.experiment_id in choices else None)
+            elif u.experiment_id in choices and self.picker.value != u.experiment_id:
+                self.picker.value = u.experiment_id
+        finally:
+            self._quiet = False
+        self.picker.set_visibility(len(choices) > 1 or bool(self.reader.fixed and len(u.running) > 1))
+
     def apply(self, u: LiveUpdate) -> None:
+        self._picker(u)
         if u.reset:
             self.log.clear()
             self.samples_box.clear()

@@ -11,12 +11,12 @@ from typing import Any, Callable
 from nicegui import run, ui
 
 from MLSystem.errors import MLSystemError
-from MLSystem.gui.actions import runner_status
+from MLSystem.gui.actions import runner_status, start_runner
 from MLSystem.gui.config_form import ConfigForm
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color, frame, short_time, text_block
 from MLSystem.jobs import Job, Kind, Status
-from MLSystem.runner import start_detached
+from MLSystem.scheduler import Placement
 from MLSystem.submit import edit_overrides
 from MLSystem.utils.clock import format_seconds
 from MLSystem.utils.tail import read_range
@@ -36,7 +36,7 @@ def _snapshot(cockpit: Cockpit) -> dict[str, Any]:
 
 
 def _signature(snap: dict[str, Any]) -> tuple:
-    jobs = tuple((j.id, j.status, j.priority, j.position, j.held, j.note, j.stop_requested, j.pid)
+    jobs = tuple((j.id, j.status, j.priority, j.position, j.held, j.note, j.stop_requested, j.pid, str(j.placement))
                  for j in snap["jobs"])
     r = snap["runner"]
     return jobs, str(r["runner"]), r["drain"]
@@ -57,6 +57,7 @@ class QueuePanel:
         self.snap: dict[str, Any] | None = None
         self.sig: tuple | None = None
         self.page = {"pending": 1, "done": 1}
+        self.start_options: dict[str, Any] = {"slots": None, "gpus": "", "slots_per_gpu": 1}  # kept across renders
         self.dialogs = ui.element()  # outside the body, so a re-render does not close an open dialog
         self.body = ui.column().classes("w-full gap-3")
         ui.timer(1.0, self.poll)
@@ -121,7 +122,22 @@ class QueuePanel:
             active = r.get("runner")
             text = f"Runner: pid {active['pid']} on {active.get('host', '?')} since {short_time(active.get('since'))}" \
                 if active else "Runner: not running"
-            ui.label(text + (" — draining (exits after the current job)" if r.get("drain") else "")).mark("runner-status")
+            if r.get("summary"):
+                text += f" — {r['summary']}"
+            ui.label(text + (" — draining (finishes its running jobs, starts no more)" if r.get("drain") else "")
+                     ).mark("runner-status")
+            if not active:  # slot options of the runner to start (python -m MLSystem.runner --help)
+                opts = self.start_options
+                ui.number("Slots", value=opts["slots"], min=1, max=1024, step=1, format="%d",
+                          placeholder="1 (or GPUs x per GPU)",
+                          on_change=lambda e: opts.update(slots=e.value)).props("dense").classes("w-24").mark(
+                    "runner-slots")
+                ui.input("GPUs", value=opts["gpus"], placeholder="none / all / 0,1",
+                         on_change=lambda e: opts.update(gpus=e.value)).props("dense").classes("w-28").mark(
+                    "runner-gpus")
+                ui.number("Per GPU", value=opts["slots_per_gpu"], min=1, max=64, step=1, format="%d",
+                          on_change=lambda e: opts.update(slots_per_gpu=e.value)).props("dense").classes("w-20").mark(
+                    "runner-per-gpu")
             ui.button("Start runner", icon="play_arrow", on_click=self.start_runner).props(
                 "dense" + (" disable" if active else "")).mark("runner-start")
             if r.get("drain"):
@@ -131,12 +147,15 @@ class QueuePanel:
                     "dense flat" + ("" if active else " disable")).mark("runner-drain")
 
     async def start_runner(self) -> None:
-        pid = await self.act(start_detached, self.cockpit.paths)
+        opts = self.start_options
+        whole = {k: int(opts[k]) if opts[k] not in (None, "") else None for k in ("slots", "slots_per_gpu")}
+        pid = await self.act(start_runner, self.cockpit.paths, gpus=(opts["gpus"] or "").strip() or None, **whole)
         if pid:
             ui.notify(f"runner started (pid {pid}); it exits when the queue is empty", type="positive")
 
     async def drain(self) -> None:
-        await self.act(self.cockpit.queue().request_drain, ok="the runner finishes its current job, then exits")
+        await self.act(self.cockpit.queue().request_drain,
+                       ok="the runner finishes its running jobs, starts no more, then exits")
 
     def _job_label(self, job: Job) -> None:
         ui.label(job.id).classes("font-mono")
@@ -146,11 +165,15 @@ class QueuePanel:
 
     def _running_row(self, job: Job) -> None:
         with ui.row().classes("items-center gap-2 w-full").mark(f"job-{job.id}"):
+            where = Placement.from_dict(job.placement)
+            if where is not None:
+                ui.badge(where.describe(), color="primary").mark(f"slot-{job.id}")
             self._job_label(job)
             ui.label(f"pid {job.pid} · since {short_time(job.started)} · {' '.join(job.args)}")
             if job.stop_requested:
                 ui.badge("stop requested", color="orange")
-            ui.button("Live", icon="monitor_heart", on_click=lambda: ui.navigate.to("/live")).props("dense flat")
+            live = f"/live?experiment={job.experiment_id}" if job.experiment_id else "/live"
+            ui.button("Live", icon="monitor_heart", on_click=lambda url=live: ui.navigate.to(url)).props("dense flat")
             ui.button("Stop", icon="stop", color="negative",
                       on_click=lambda j=job: self.act(self.cockpit.queue().request_stop, j.id,
                                                       ok="stop requested: it checkpoints and stops")).props(
