@@ -7,6 +7,7 @@ dataset/model/adapter; process start-up overhead is measured on finished jobs.
 
 from __future__ import annotations
 
+import heapq
 import statistics
 import time
 from dataclasses import dataclass
@@ -120,12 +121,11 @@ def estimate(queue: JobQueue, jobs: list[Job] | None = None, slots: int | None =
     """ETA of every pending job in run order, after what is running now, with ``slots`` jobs at a
     time (default: the active runner's slots, else 1).
 
-    Each slot is a lane: a pending job starts when the first lane frees (and not before its
-    experiment's previous job ends: one experiment never trains twice at once). A job that needs
-    several GPUs still counts as one lane — an approximation that errs early for such jobs.
+    Each slot is a lane: when a lane frees, the first pending job in order that may start takes it
+    (not before its back-off, nor before its experiment's previous job ends: one experiment never
+    trains twice at once). A job that needs several GPUs still counts as one lane — an
+    approximation that errs early for such jobs.
     """
-    import heapq
-
     jobs = queue.list([Status.RUNNING, Status.PENDING]) if jobs is None else jobs
     if slots is None:
         slots = int((queue.active_runner() or {}).get("slots") or 1)
@@ -152,20 +152,35 @@ def estimate(queue: JobQueue, jobs: list[Job] | None = None, slots: int | None =
             trained[key] = max(done, job.max_epochs)
     lanes += [0.0] * max(0, slots - len(lanes))
     heapq.heapify(lanes)
+    waiting = []
     for job in sorted((j for j in jobs if j.status == Status.PENDING.value), key=Job.order_key):
         if job.held:
             out[job.id] = Eta(None, None)
+        else:
+            waiting.append(job)
+    now = time.time()
+
+    def ready(job: Job) -> float:
+        """When the job may start at the earliest: its back-off, and its experiment's earlier job."""
+        return max((job.not_before or 0) - now, exp_free.get(job.experiment_id, 0.0) if job.experiment_id else 0.0)
+
+    # List scheduling, as the runner does: when a slot frees, the first job in order that may start
+    # takes it (a job whose experiment is still training lets the next one go first).
+    while waiting:
+        free = lanes[0]
+        i = next((k for k, j in enumerate(waiting) if ready(j) <= free), None)
+        if i is None:  # nothing may start when this slot frees: it idles until the first one may
+            heapq.heapreplace(lanes, min(ready(j) for j in waiting))
             continue
+        job = waiting.pop(i)
         key = job.experiment_id or ""
         done = trained[key] if key in trained else model.trained(job.experiment_id)
         d = model.duration(job, done)
-        free = heapq.heappop(lanes)
-        start = max(free, (job.not_before or 0) - time.time(), exp_free.get(key, 0.0) if key else 0.0)
-        out[job.id] = Eta(start, d, lower)
+        out[job.id] = Eta(free, d, lower)
         if d is None:
             lower = True
-        end = start + (d or 0.0)
-        heapq.heappush(lanes, end)
+        end = free + (d or 0.0)
+        heapq.heapreplace(lanes, end)
         if key:
             exp_free[key] = end
         if job.max_epochs is not None:

@@ -264,3 +264,18 @@ def test_eta_uses_epoch_times_of_similar_runs(project):
     assert eta[similar.id].start_in == pytest.approx(eta[resume.id].duration)
     assert eta[unknown.id].duration is None and not eta[unknown.id].lower_bound
     assert eta[later.id].duration == pytest.approx(startup + 9.0) and eta[later.id].lower_bound
+
+
+def test_eta_counts_parallel_slots_and_one_experiment_at_a_time(project):
+    ident = {"dataset": "digits", "model": "mlp", "adapter": "digits"}
+    _fake_history(project, "aaaaaaaaaaaa", {**ident, "identity_values": {"lr": 0.1}}, [2.0], 1)
+    q = JobQueue()
+    mk = lambda eid, epochs: q.add(Job(id=new_job_id(), kind="train", args=["lr=0.1"], experiment_id=eid,
+                                       max_epochs=epochs, **ident))
+    first, same, other, last = mk("bbbbbbbbbbbb", 1), mk("bbbbbbbbbbbb", 2), mk("cccccccccccc", 1), mk("dddddddddddd", 1)
+    each = 5.0 + 2.0  # startup + one epoch of the similar run
+    two = estimate(q, slots=2)
+    # `same` trains the experiment `first` trains: it waits for it although a slot is free.
+    assert [two[j.id].start_in for j in (first, same, other, last)] == pytest.approx([0, each, 0, each])
+    one = estimate(q, slots=1)
+    assert [one[j.id].start_in for j in (first, same, other, last)] == pytest.approx([0, each, 2 * each, 3 * each])
