@@ -111,6 +111,11 @@ def test_stop_one_running_job_the_others_go_on_then_sigterm_stops_all(project):
     for j in (b, c):  # untouched: same process, still running
         assert record(project, j)["status"] == "running" and running_pid(project, j) == pids[j]
         assert pid_alive(pids[j]) and not record(project, j)["stop_requested"]
+    listed = run_cli(project, "MLSystem.submit", "--list", check=True).stdout
+    assert f"pid {runner.pid}" in listed and ", 3 slots" in listed
+    for j in (b, c):
+        line = next(ln for ln in listed.splitlines() if ln.startswith("running") and j in ln)
+        assert f"slot {record(project, j)['placement']['slot']}  pid" in line
     runner.send_signal(signal.SIGTERM)  # every running job checkpoints and stays queued
     assert finish(runner) == 3
     for job, eid in ((b, eb), (c, ec)):
@@ -178,6 +183,50 @@ def test_killed_between_exit_and_filing_is_filed_finished_not_failed(project):
     assert rec["status"] == "finished", rec
     assert rec["note"].startswith(f"{eid} complete (1/1 epochs) (filed at recovery")
     assert "None" not in out and len(rec["history"]) == 1
+
+
+CALLS: list[tuple] = []
+
+
+class _Recorder:
+    """A job hook (``MLSystem.job_hooks``) that records every call."""
+
+    def job_started(self, job):
+        CALLS.append(("started", job.id))
+
+    def job_polled(self, job):
+        CALLS.append(("polled", job.id))
+
+    def job_ended(self, job):
+        CALLS.append(("ended", job.id, job.status))
+
+    def queue_drained(self, counts):
+        CALLS.append(("drained", dict(counts)))
+
+
+def recorder(paths):
+    return _Recorder()
+
+
+def test_job_hooks_are_called_per_job_with_two_slots(project, monkeypatch):
+    """Webhooks and study pruning rely on these calls: each job's start, polls and end, in order,
+    also while another job runs beside it; one queue_drained at the end."""
+    from MLSystem import job_hooks
+    from MLSystem.executor import LocalExecutor
+    from MLSystem.runner import Runner
+    from MLSystem.scheduler import Pool
+
+    monkeypatch.setattr(job_hooks, "FACTORIES", ["test_slots:recorder"])
+    jobs = [queued("dataset=digits", "model=mlp", f"lr={lr}", "max_epochs=1", *FAST)[0] for lr in (0.1, 0.2, 0.3)]
+    CALLS.clear()
+    runner = Runner(JobQueue(), executor=LocalExecutor(Pool(slots=2, threads=1)), out=lambda text: None)
+    assert runner.run() == 0
+    for job in jobs:
+        mine = [c for c in CALLS if len(c) > 1 and c[1] == job]
+        assert mine[0] == ("started", job) and mine[-1] == ("ended", job, "finished"), mine
+        assert [c[0] for c in mine[1:-1]] == ["polled"] * (len(mine) - 2) and len(mine) >= 3
+    assert peak_concurrency([record(project, j) for j in jobs]) == 2
+    assert CALLS[-1] == ("drained", {"pending": 0, "running": 0, "finished": 3, "failed": 0, "stopped": 0})
 
 
 def test_concurrent_submitters_while_two_slots_drain(project, tmp_path):
