@@ -104,10 +104,10 @@ def test_stop_one_running_job_the_others_go_on_then_sigterm_stops_all(project):
     b, eb = queued("dataset=digits", "model=mlp", "lr=0.2", "max_epochs=2", *BIG)
     c, ec = queued("dataset=digits", "model=mlp", "lr=0.3", "max_epochs=2", *BIG)
     runner = start_runner(project, "--slots", "3")
-    wait_for(lambda: all(training_started(project, j) for j in (a, b, c)), what="a, b and c mid-training")
+    wait_for(lambda: all(training_started(project, j) for j in (a, b, c)), timeout=300, what="a, b and c mid-training")
     pids = {j: running_pid(project, j) for j in (b, c)}
     run_cli(project, "MLSystem.submit", "--stop", a, check=True)
-    wait_for(lambda: record(project, a)["status"] == "stopped", what="a stopped")
+    wait_for(lambda: record(project, a)["status"] == "stopped", timeout=120, what="a stopped")
     for j in (b, c):  # untouched: same process, still running
         assert record(project, j)["status"] == "running" and running_pid(project, j) == pids[j]
         assert pid_alive(pids[j]) and not record(project, j)["stop_requested"]
@@ -146,7 +146,7 @@ def test_sigkill_runner_with_two_slots_each_job_finishes_once_attempts_not_spent
     # 2. killed while a and b train: both children get SIGTERM, checkpoint and exit
     r = start_runner(project, "--slots", "2")
     wait_for(lambda: training_started(project, a, steps=10) and training_started(project, b, steps=10),
-             what="a and b mid-training")
+             timeout=300, what="a and b mid-training")
     children = [running_pid(project, a), running_pid(project, b)]
     r.send_signal(signal.SIGKILL)
     assert finish(r) == -signal.SIGKILL
