@@ -61,6 +61,7 @@ __all__ = ["BUSY_BACKOFF_S", "Outcome", "Runner", "classify_exit", "main", "star
 POLL_S = 0.05  # how often the runner looks at its children and for new jobs (end-to-start latency)
 LINGER_MAX_S = 60.0  # a transient runner waits for jobs due within this (or --wait), not longer
 TAIL_LINES = 15
+RESCAN_S = 1.0  # a queue that did not change is looked at again after this long
 LOOKAHEAD = 64  # GPU mode: pending jobs whose needs are known ahead (later ones are looked at later)
 FAULT_ENV = "MLSYSTEM_RUNNER_FAULT"  # tests: SIGKILL the runner itself at a named point
 
@@ -107,10 +108,12 @@ class Runner:
         self.shutdown: str | None = None  # name of the signal that asked us to stop
         self.active: dict[str, Active] = {}
         self.counts = {s.value: 0 for s in Status}
-        self.info = {**runner_info(), "slots": self.pool.slots, "gpus": list(self.pool.gpus), "slots_per_gpu": self.pool.per_gpu,
-                     "threads": self.pool.threads}
+        self.info = {**runner_info(), "slots": self.pool.slots, "gpus": list(self.pool.gpus),
+                     "slots_per_gpu": self.pool.per_gpu, "threads": self.pool.threads}
         self.hooks = Hooks([])
         self._needs: dict[tuple, Need] = {}
+        self._seen: tuple = ()  # pending/'s mtime and our job count at the last scan of the queue
+        self._rescan_at = 0.0
 
     # -- output ----------------------------------------------------------------------------------
     def say(self, event: str, text: str, **data: Any) -> None:
@@ -166,25 +169,26 @@ class Runner:
                 self.queue.cancel_drain()
                 self.say("drained", "drain requested: stopping (pending jobs stay queued)")
                 break
-            started = 0
-            if not self.shutdown and not draining and len(self.active) < self.pool.slots:
-                started = self._fill()
+            started, scanned = 0, False
+            if not self.shutdown and not draining and len(self.active) < self.pool.slots and self._queue_changed():
+                started, scanned = self._fill(), True
             if self.active or started:
                 idle_since = None
                 for a in list(self.active.values()):
                     self.hooks.job_polled(a.job)
                 time.sleep(POLL_S)
                 continue
-            if self.shutdown or draining:
-                continue
-            wake = self.queue.next_wakeup()
-            if wake is not None and wake > max(LINGER_MAX_S, self.wait):
-                wake = None  # due far in the future (a hand-written not_before): not worth staying for
-            if wake is None:  # nothing runnable now or later (held jobs do not keep us alive)
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= self.wait:
-                    break
-            time.sleep(POLL_S if wake is None else min(max(wake, 0.01), POLL_S * 4))
+            if scanned:
+                wake = self.queue.next_wakeup()
+                if wake is not None and wake > max(LINGER_MAX_S, self.wait):
+                    wake = None  # due far in the future (a hand-written not_before): not worth staying for
+                if wake is None:  # nothing runnable now or later (held jobs do not keep us alive)
+                    idle_since = idle_since or time.monotonic()
+                else:
+                    idle_since = None
+            if idle_since is not None and time.monotonic() - idle_since >= self.wait:
+                break
+            time.sleep(POLL_S)
         self.hooks.queue_drained(dict(self.counts))
         held = sum(1 for j in self.queue.pending() if j.held)
         summary = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "no jobs run"
@@ -193,6 +197,20 @@ class Runner:
         return int(ExitCode.STOPPED if self.shutdown else ExitCode.OK)
 
     # -- scheduling ------------------------------------------------------------------------------
+    def _queue_changed(self) -> bool:
+        """Whether a scan of pending/ may find something new: the folder changed (a submit, an edit),
+        one of our jobs ended, or a second passed (back-offs expire, GPUs free up). Scanning a
+        1,000-job queue 20 times a second while the slots are full would cost a core."""
+        try:
+            mtime = os.stat(self.queue.paths.dir(Status.PENDING)).st_mtime_ns
+        except OSError:
+            mtime = 0
+        key, now = (mtime, len(self.active)), time.monotonic()
+        if key != self._seen or now >= self._rescan_at:
+            self._seen, self._rescan_at = key, now + RESCAN_S
+            return True
+        return False
+
     def _busy(self, job: Job) -> str | None:
         """Why the job's experiment cannot be trained now (one of our slots or another process
         trains it), else None."""
