@@ -52,16 +52,16 @@ def _fake() -> tuple[list[str], set[str]] | None:
 
 
 def _nvml():
-    """The initialised ``pynvml`` module, or None when nvidia-ml-py or the driver is missing."""
+    """``(pynvml, "")`` initialised, or ``(None, why not)`` when nvidia-ml-py or the driver is missing."""
     try:
         import pynvml
     except ImportError:
-        return None
+        return None, "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
     try:
         pynvml.nvmlInit()
-    except Exception:  # NVMLError: no driver / no GPU
-        return None
-    return pynvml
+    except Exception as exc:  # NVMLError: no driver / no GPU
+        return None, f"NVML did not start ({exc})"
+    return pynvml, ""
 
 
 def available_gpus() -> list[str] | None:
@@ -72,7 +72,7 @@ def available_gpus() -> list[str] | None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
-    nvml = _nvml()
+    nvml, _ = _nvml()
     if nvml is None:
         return None
     return [str(i) for i in range(nvml.nvmlDeviceGetCount())]
@@ -85,8 +85,8 @@ def discover_gpus(spec: str | None, warn: Callable[[str], None] = print) -> tupl
     known = available_gpus()
     if spec.strip().lower() == "all":
         if known is None:
-            raise GpuError("--gpus all: cannot count the GPUs without nvidia-ml-py "
-                           "(pip install nvidia-ml-py) or CUDA_VISIBLE_DEVICES; or list them: --gpus 0,1")
+            raise GpuError(f"--gpus all: cannot count the GPUs: {_nvml()[1]}; set CUDA_VISIBLE_DEVICES "
+                           "or list them: --gpus 0,1")
         if not known:
             raise GpuError("--gpus all: no GPU found (NVML lists none); run without --gpus for CPU slots")
         return tuple(known)
@@ -96,8 +96,8 @@ def discover_gpus(spec: str | None, warn: Callable[[str], None] = print) -> tupl
     if len(set(wanted)) != len(wanted):
         raise GpuError(f"--gpus {spec}: a GPU is listed twice")
     if known is None:
-        warn(f"warning: --gpus {spec}: nvidia-ml-py is not installed, so GPUs busy outside the queue "
-             "cannot be seen; every listed GPU counts as free (pip install nvidia-ml-py)")
+        warn(f"warning: --gpus {spec}: {_nvml()[1]}, so GPUs busy outside the queue cannot be seen; "
+             "every listed GPU counts as free")
     else:
         unknown = [g for g in wanted if g not in known]
         if unknown:
@@ -113,7 +113,7 @@ def busy_gpus(gpus: Iterable[str], own_pids: Iterable[int] = ()) -> set[str]:
         return {g for g in gpus if g in fake[1]}
     if not gpus:
         return set()
-    nvml = _nvml()
+    nvml, _ = _nvml()
     if nvml is None:
         return set()
     own = set(own_pids)

@@ -142,7 +142,7 @@ def test_without_nvml_a_gpu_list_works_with_a_warning(monkeypatch):
     warnings = []
     assert placement.discover_gpus("0,1", warn=warnings.append) == ("0", "1")
     assert "nvidia-ml-py is not installed" in warnings[0]
-    with pytest.raises(placement.GpuError, match="--gpus all: cannot count the GPUs without nvidia-ml-py"):
+    with pytest.raises(placement.GpuError, match="--gpus all: cannot count the GPUs: nvidia-ml-py is not installed"):
         placement.discover_gpus("all")
     assert placement.busy_gpus(["0", "1"]) == set()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # e.g. inside a Slurm allocation
@@ -158,3 +158,29 @@ def test_job_env_and_thread_budget():
     assert "CUDA_VISIBLE_DEVICES" not in placement.job_env(Placement(0), gpu_mode=False)
     assert placement.thread_budget(2, cpus=2) == 1 and placement.thread_budget(3, cpus=16) == 5
     assert placement.thread_budget(8, cpus=2) == 1
+
+
+def test_nvml_counts_gpus_and_sees_foreign_processes(monkeypatch):
+    """The NVML path with a stand-in ``pynvml`` (no GPU here): a GPU with a process that is not one
+    of the queue's jobs is busy; GPUs named by UUID (CUDA_VISIBLE_DEVICES may hold those) work too."""
+    import sys
+    import types
+
+    procs = {0: [], 1: [types.SimpleNamespace(pid=4242)], 2: [types.SimpleNamespace(pid=77)]}
+    stub = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 3, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetHandleByUUID=lambda uuid: {"GPU-1a2b": 1}[uuid],
+        nvmlDeviceGetComputeRunningProcesses=lambda handle: procs[handle])
+    monkeypatch.setitem(sys.modules, "pynvml", stub)
+    monkeypatch.delenv(placement.FAKE_GPUS_ENV, raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert placement.discover_gpus("all") == ("0", "1", "2")
+    assert placement.busy_gpus(["0", "1", "2"], own_pids=[77]) == {"1"}  # pid 77 is one of our jobs
+    assert placement.busy_gpus(["GPU-1a2b"]) == {"GPU-1a2b"}
+
+    def no_driver():
+        raise RuntimeError("NVML Shared Library Not Found")
+
+    monkeypatch.setattr(stub, "nvmlInit", no_driver)
+    with pytest.raises(placement.GpuError, match="cannot count the GPUs: NVML did not start \\(NVML Shared Library"):
+        placement.discover_gpus("all")
