@@ -125,10 +125,10 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     assert 10 <= state(project, e1)["global_step"] < 3 * STEPS
     # 3. killed after the job process exited, before filing it
     r = start_runner(project, fault="after_exit")
-    assert finish(r, timeout=600) == -signal.SIGKILL and where(project)["running"] == [j1]  # trains 370 steps
+    assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
     # 4. a clean runner recovers j1 (already complete now) and trains j2
     r = start_runner(project)
-    assert finish(r, timeout=600) == 0
+    assert finish(r) == 0
     assert where(project) == {"pending": [], "running": [], "finished": sorted([j1, j2]), "failed": [],
                               "stopped": []}
     assert state(project, e1)["epochs_completed"] == 3 and state(project, e1)["global_step"] == 3 * STEPS

@@ -124,7 +124,7 @@ def test_stop_one_running_job_the_others_go_on_then_sigterm_stops_all(project):
         assert 0 < state(project, eid)["global_step"] < 2 * BIG_STEPS
     assert record(project, a)["history"][-1]["exit_code"] == 3
     run_cli(project, "MLSystem.submit", "--requeue", a, check=True)
-    assert finish(start_runner(project, "--slots", "2"), timeout=600) == 0
+    assert finish(start_runner(project, "--slots", "2")) == 0
     assert where(project)["finished"] == sorted([a, b, c])
     for eid in (ea, eb, ec):
         assert state(project, eid)["epochs_completed"] == 2 and state(project, eid)["global_step"] == 2 * BIG_STEPS
@@ -153,11 +153,11 @@ def test_sigkill_runner_with_two_slots_each_job_finishes_once_attempts_not_spent
     wait_for(lambda: not any(pid_alive(p) for p in children), timeout=60, what="orphaned jobs to stop")
     assert 10 <= state(project, ea)["global_step"] < 3 * STEPS
     # 3. killed after a child exited, before filing it (the other one is mid-training)
-    assert finish(start_runner(project, "--slots", "2", fault="after_exit"), timeout=600) == -signal.SIGKILL
+    assert finish(start_runner(project, "--slots", "2", fault="after_exit")) == -signal.SIGKILL
     wait_for(lambda: not any(pid_alive(running_pid(project, j)) for j in where(project)["running"]),
              timeout=60, what="orphaned jobs to stop")
     # 4. a clean runner files what finished, resumes the rest
-    assert finish(start_runner(project, "--slots", "2"), timeout=600) == 0
+    assert finish(start_runner(project, "--slots", "2")) == 0
     assert where(project) == {"pending": [], "running": [], "finished": sorted([a, b, c]), "failed": [],
                               "stopped": []}
     expect = {ea: (3, 3 * STEPS), eb: (2, 2 * STEPS), ec: (1, 8)}
