@@ -85,6 +85,13 @@ class ExperimentContext:
             "model": self.registry.model(s.model),
         }
 
+    @property
+    def metric_modes(self) -> dict[str, str]:
+        """Declared metric directions: the layers' ``metric_modes`` and ``best_mode`` (``utils.metric_mode``)."""
+        from MLSystem.utils.metric_mode import declared_modes
+
+        return declared_modes(self.merged.layer_classes.values(), self.all_params)
+
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the definition files used (recorded; a change on resume is a warning)."""
         return {f"{layer}:{e.name}": e.fingerprint() for layer, e in self.entries.items()}

@@ -10,7 +10,8 @@
 * :func:`checkpoint_callbacks` builds Lightning's ``ModelCheckpoint`` callbacks: one file per
   epoch (``epoch-0003.ckpt`` = after 3 epochs) plus ``last.ckpt``, mid-epoch ``last.ckpt``
   saves every N steps / minutes so a SIGKILL loses little, and ``best.ckpt`` when the params
-  name a ``best_metric`` (e.g. a model config with ``best_metric = "val_cer"``, ``best_mode = "min"``).
+  name a ``best_metric`` (common layer; e.g. the conformer redeclares ``best_metric = "val_cer"``), in
+  the direction :mod:`MLSystem.utils.metric_mode` gives it.
 """
 
 from __future__ import annotations
@@ -287,8 +288,10 @@ def atomic_checkpoint_io():
     return _checkpoint_io_class()()
 
 
-def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
-    """Lightning ``ModelCheckpoint`` callbacks for per-epoch files, ``last.ckpt`` and mid-epoch saves."""
+def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any],
+                         metric_modes: dict[str, str] | None = None) -> list:
+    """Lightning ``ModelCheckpoint`` callbacks for per-epoch files, ``last.ckpt`` and mid-epoch saves,
+    and ``best.ckpt`` for ``best_metric`` (``metric_modes``: the definition's declared directions)."""
     from datetime import timedelta
 
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -328,9 +331,12 @@ def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any]) -> list:
                                          enable_version_counter=False))
     best_metric = str(params.get("best_metric") or "")
     if best_metric:
+        from MLSystem.utils.metric_mode import declared_modes, metric_mode
+
+        declared = {**(metric_modes or {}), **declared_modes((), params)}  # an explicit best_mode wins
         # Its state (best score so far) is saved in every checkpoint, so it survives resumes.
         callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, filename=Path(BEST).stem, monitor=best_metric,
-                                         mode=str(params.get("best_mode") or "min"), save_top_k=1, save_last=False,
+                                         mode=metric_mode(best_metric, declared), save_top_k=1, save_last=False,
                                          auto_insert_metric_name=False, enable_version_counter=False))
     return callbacks
 

@@ -53,6 +53,16 @@ class CommonConfig(ConfigBase):
     keep_epoch_checkpoints: int = param(
         -1, "Per-epoch checkpoint files to keep (-1 = all)", identity=False,
     )
+    # Which metric "best" means for this experiment (not part of the ID: it chooses a file, not
+    # what is learned). Any layer may redeclare the default, e.g. a model with "val_cer".
+    best_metric: str = param(
+        "", "Also keep checkpoints/best.ckpt for this logged metric, e.g. val_loss ('' = none)", identity=False,
+    )
+    best_mode: str = param(
+        "auto", "Whether best_metric is better low or high; auto: the definition's metric_modes, "
+        "then the name (loss/err/cer/wer/ppl -> min, acc/f1 -> max)", identity=False,
+        choices=("auto", "min", "max"),
+    )
 
     def __post_init__(self) -> None:
         problems = []

@@ -27,6 +27,7 @@ from MLSystem.paths import ProjectPaths
 from MLSystem.records import SELECTION_KEYS
 from MLSystem.registry import Registry
 from MLSystem.utils.config_base import ConfigBase, FieldInfo
+from MLSystem.utils.metric_mode import declared_modes
 
 LAYERS = ("common", "dataset", "adapter", "model")
 CONFIG_YAML, OVERRIDE = "config.yaml", "override"
@@ -333,6 +334,10 @@ def merge_config(
         if info.choices and params[key] not in info.choices:
             problems.append(f"{key}: {params[key]!r} is not one of {', '.join(map(repr, info.choices))}")
     problems.extend(_layer_checks(layer_classes, params))
+    try:  # a definition's metric_modes declaration is checked with its config, before anything runs
+        declared_modes(layer_classes.values(), params)
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError(problems)
     return MergedConfig(selection, params, defaults, sources, fields, layer_classes)

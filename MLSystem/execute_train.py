@@ -129,7 +129,8 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
                           extra={"fallback": decision.fallback} if decision.fallback else {})
         earlier = record.segments
         store.update_record(exp, status=ExperimentStatus.RUNNING.value, max_epochs=decision.max_epochs,
-                            segments=earlier + [segment.to_dict()],
+                            segments=earlier + [segment.to_dict()], metric_modes=ctx.metric_modes,
+                            best_metric=ctx.all_params.get("best_metric") or None,
                             fingerprint=fingerprint if decision.action == cm.NEW else record.fingerprint)
         with contextlib.suppress(FileNotFoundError):
             exp.stop_flag.unlink()  # a request meant for an earlier run
@@ -189,7 +190,7 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
         JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
                            run_kind=decision.action),
         stop,
-        *cm.checkpoint_callbacks(exp, params),
+        *cm.checkpoint_callbacks(exp, params, ctx.metric_modes),
     ]
     trainer = pl.Trainer(
         max_epochs=decision.max_epochs,

@@ -126,6 +126,8 @@ class ExperimentRecord(_Record):
     global_step: int | None = None
     epoch_seconds: float | None = None  # mean measured epoch duration (queue ETAs)
     error: str | None = None  # last failure, one line
+    metric_modes: dict = field(default_factory=dict)  # declared metric directions (utils.metric_mode)
+    best_metric: str | None = None  # the metric best.ckpt keeps (common layer's best_metric)
     version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)  # unknown keys, kept on rewrite
     # Known keys absent from the file (e.g. ``epoch_seconds`` in records older than it); not written.

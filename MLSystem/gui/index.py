@@ -17,6 +17,7 @@ from MLSystem.experiment_store import ExperimentSummary, list_experiments
 from MLSystem.gui.series import LiveSeries, SeriesFollower, best_metrics
 from MLSystem.paths import ProjectPaths
 from MLSystem.records import ExperimentStatus
+from MLSystem.utils.metric_mode import describe
 
 SORT_KEYS = ("updated", "created", "id", "dataset", "model", "adapter", "status", "epochs")
 
@@ -34,7 +35,9 @@ def summary_row(s: ExperimentSummary) -> dict[str, Any]:
     row = {"id": s.id, "dataset": record.dataset, "model": record.model, "adapter": record.adapter,
            "status": record.status, "epochs_done": done, "max_epochs": target,
            "epochs": f"{done}/{target if target is not None else '?'}", "created": record.created,
-           "updated": record.updated, "parent": record.parent}
+           "updated": record.updated, "parent": record.parent,
+           # the definition's declared metric directions, recorded by training (utils.metric_mode)
+           "metric_modes": record.metric_modes or {}}
     if record.status == ExperimentStatus.DAMAGED:
         row["error"] = record.error
     return row
@@ -78,23 +81,34 @@ class ExperimentIndex:
         page = max(1, min(int(page), pages))
         shown = [dict(r) for r in rows[(page - 1) * per_page: page * per_page]]
         for r in shown:
-            r["best"] = self.best_text(r["id"])
+            r["best"] = self.best_text(r["id"], r["metric_modes"])
         return Page(shown, len(rows), pages)
 
     def children(self, experiment_id: str) -> list[str]:
         return [r["id"] for r in self.rows() if r["parent"] == experiment_id]
 
-    def best(self, experiment_id: str) -> dict[str, float]:
-        """Best validation metrics, read incrementally from the metrics log (only new bytes)."""
+    def best(self, experiment_id: str, declared: dict[str, str] | None = None) -> dict[str, float]:
+        """Best validation metrics, read incrementally from the metrics log (only new bytes), each in
+        its direction: ``declared`` (default: the experiment's recorded ``metric_modes``), then its name."""
+        if declared is None:
+            declared = self.metric_modes(experiment_id)
         with self._lock:
             follower = self._best.get(experiment_id)
             if follower is None:
                 follower = self._best[experiment_id] = SeriesFollower(self.paths.experiment(experiment_id).metrics)
         follower.poll()
-        return best_metrics(follower.series.epochs)
+        return best_metrics(follower.series.epochs, declared)
 
-    def best_text(self, experiment_id: str) -> str:
-        return " · ".join(f"{k} {v:.4g}" for k, v in sorted(self.best(experiment_id).items()))
+    def metric_modes(self, experiment_id: str) -> dict[str, str]:
+        """The declared metric directions recorded in the experiment's metadata ({} if none)."""
+        row = next((r for r in self.rows() if r["id"] == experiment_id), None)
+        return row["metric_modes"] if row else {}
+
+    def best_text(self, experiment_id: str, declared: dict[str, str] | None = None) -> str:
+        """``val_loss 0.31 · val_acc 0.92``; a metric whose direction is a guess says so (``(min?)``)."""
+        if declared is None:
+            declared = self.metric_modes(experiment_id)
+        return " · ".join(describe(k, v, declared) for k, v in sorted(self.best(experiment_id, declared).items()))
 
     def series(self, experiment_id: str) -> LiveSeries:
         follower = SeriesFollower(self.paths.experiment(experiment_id).metrics)

@@ -1,16 +1,21 @@
 """Which way is better for a metric: the one rule used by the cockpit, ``best.ckpt``, compare and studies.
 
-A definition may declare modes explicitly (``metric_modes = {"val_ppl": "min"}`` on its config, or
-``best_mode`` for its ``best_metric``); otherwise the name decides: losses, errors, perplexities
-and error rates are lower-is-better, accuracies and F-scores higher-is-better. A name that matches
-neither is treated as lower-is-better — the safer guess, since most unnamed training signals are
-losses — and callers that show a "best" for it say that the direction was guessed.
+A definition may declare modes explicitly (``metric_modes: ClassVar[dict[str, str]] =
+{"val_ppl": "min"}`` on any layer's config class, or ``best_mode`` for its ``best_metric``);
+otherwise the name decides: losses, errors, perplexities and error rates are lower-is-better,
+accuracies and F-scores higher-is-better. A name that matches neither is treated as
+lower-is-better — the safer guess, since most unnamed training signals are losses — and callers
+that show a "best" for it say that the direction was guessed (:func:`describe`).
+
+Training records the declared modes of an experiment in its ``experiment.json``
+(``"metric_modes"``), so readers that never import the definitions (cockpit, compare, studies)
+pass ``metadata.get("metric_modes")`` as ``declared``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 Mode = Literal["min", "max"]
 
@@ -30,6 +35,35 @@ def metric_mode(name: str, declared: Mapping[str, str] | None = None) -> Mode:
     if _MAX.search(name):
         return "max"
     return "min"
+
+
+def declared_modes(config_classes: Iterable[type], params: Mapping[str, Any]) -> dict[str, Mode]:
+    """The modes a selection declares: each config class's ``metric_modes`` (in merge order, a
+    later layer wins), then ``best_mode`` for ``best_metric`` unless it is ``"auto"``.
+
+    Raises ``ValueError`` naming the class and metric for a mode that is not "min" or "max".
+    """
+    out: dict[str, Mode] = {}
+    for cls in config_classes:
+        modes = getattr(cls, "metric_modes", None) or {}
+        if not isinstance(modes, Mapping):
+            raise ValueError(f"{cls.__name__}.metric_modes: expected a dict such as {{'val_ppl': 'min'}}, "
+                             f"got {type(modes).__name__}")
+        for name, mode in modes.items():
+            try:
+                out[str(name)] = metric_mode(str(name), {str(name): mode})
+            except ValueError:
+                raise ValueError(f"{cls.__name__}.metric_modes[{name!r}]: {mode!r} is not 'min' or 'max'") from None
+    best, mode = str(params.get("best_metric") or ""), str(params.get("best_mode") or "auto").lower()
+    if best and mode != "auto":
+        out[best] = metric_mode(best, {best: mode})
+    return out
+
+
+def describe(name: str, value: float, declared: Mapping[str, str] | None = None) -> str:
+    """``"val_ppl 1.847"``, or ``"val_foo 0.5 (min?)"`` when the direction is a guess."""
+    text = f"{name} {value:.4g}"
+    return text if is_known(name, declared) else f"{text} ({metric_mode(name, declared)}?)"
 
 
 def is_known(name: str, declared: Mapping[str, str] | None = None) -> bool:

@@ -33,10 +33,9 @@ class ConformerConfig(ConfigBase):
     grad_clip: float = param(5.0, "Gradient-norm clipping; 0 disables it")
     batch_size: int = param(8, "Utterances per batch (batches group similar durations)")
     max_epochs: int = param(12, "Epochs to train", identity=False)
-    # Read by MLSystem's checkpoint manager: also keep `best.ckpt` for this metric.
+    # The common layer's best_metric, redeclared: this model keeps `best.ckpt` for the lowest CER
+    # (best_mode "auto" knows that *cer* is lower-is-better).
     best_metric: str = param("val_cer", "Metric whose best value is kept as best.ckpt ('' = none)", identity=False)
-    best_mode: str = param("min", "Whether the best_metric is lowest or highest", identity=False,
-                           choices=("min", "max"))
     samples_per_epoch: int = param(4, "Validation transcripts written to samples.jsonl each epoch", identity=False)
 
     def __post_init__(self) -> None:
