@@ -101,12 +101,20 @@ class ExperimentContext:
         checkpoint's integrity and fall back to an older one)."""
         return decide(self.exp, int(max_epochs or self.all_params["max_epochs"]), verify=verify)
 
-    def explain_new(self) -> str:
-        """Why this is a new experiment although similar ones exist (empty if none)."""
+    def nearest(self) -> dict[str, Any] | None:
+        """The existing experiment closest to this one: ``{"experiment_id", "differs": [...], "text"}``
+        (``differs`` as ``["lr: 0.003 -> 0.01"]``); None when no experiment shares dataset and model."""
         near = nearest_experiment(self.paths, self.identity, self.identity_values, exclude=self.experiment_id)
         if not near:
-            return ""
-        other, diff = near
+            return None
+        return {"experiment_id": near[0], "differs": near[1], "text": self._explain(*near)}
+
+    def explain_new(self) -> str:
+        """Why this is a new experiment although similar ones exist (empty if none)."""
+        near = self.nearest()
+        return near["text"] if near else ""
+
+    def _explain(self, other: str, diff: list[str]) -> str:
         if diff:
             return f"nearest existing {other} differs in " + ", ".join(diff)
         # Same values, other ID: the identity leaves out values equal to their default, so a

@@ -84,11 +84,13 @@ class JobLoggingCallback(Callback):
     """Metrics rows, live progress file and console progress for one training run."""
 
     def __init__(self, metrics_files: Iterable[Path], progress_file: Path, *, log_every_n_steps: int = 10,
-                 run_kind: str = "new", console_interval: float = 10.0, progress_interval: float = 1.0):
+                 run_kind: str = "new", mid_epoch: bool = False, console_interval: float = 10.0,
+                 progress_interval: float = 1.0):
         self.logs = [MetricsLog(Path(p)) for p in metrics_files]
         self.progress_file = progress_file
         self.every = max(1, int(log_every_n_steps))
         self.run_kind = run_kind
+        self.mid_epoch = mid_epoch  # the run starts inside an epoch (resume markers say "mid-epoch N")
         self.console = not sys.stdout.isatty()
         self.console_interval = console_interval
         self.progress_interval = progress_interval
@@ -132,7 +134,7 @@ class JobLoggingCallback(Callback):
         for log in self.logs:
             log.truncate_after(step)
         self._write({"event": self.run_kind, "step": step, "epoch": trainer.current_epoch,
-                     "max_epochs": trainer.max_epochs})
+                     "max_epochs": trainer.max_epochs, "mid_epoch": self.mid_epoch})
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_t0 = time.time()

@@ -66,8 +66,10 @@ class Decision:
             return f"{eid} already complete ({self.epochs_done}/{self.max_epochs} epochs){note}"
         if self.action == EXTEND:
             return f"extending {eid}: {self.epochs_done} -> {self.max_epochs} epochs{note}"
-        where = f"mid-epoch {self.epochs_done + 1}, step {self.global_step}" if self.mid_epoch else f"epoch {self.epochs_done}"
-        return f"resuming {eid} from {where} of {self.max_epochs}{note}"
+        if self.mid_epoch:
+            return (f"resuming {eid} mid-epoch {self.epochs_done + 1} of {self.max_epochs} epochs "
+                    f"(global step {self.global_step}){note}")
+        return f"resuming {eid} after epoch {self.epochs_done} of {self.max_epochs} epochs{note}"
 
 
 def training_state(exp: ExperimentPaths) -> TrainingState | None:

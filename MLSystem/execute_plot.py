@@ -85,6 +85,15 @@ def select_plots(specs: list[PlotSpec], names: Sequence[str] = (), layers: Seque
     return out
 
 
+def no_plots_message(experiment_id: str, entries: dict, layers: Sequence[str] = ()) -> str:
+    """Why there is nothing to draw, and where a plot would go."""
+    where = [f"{entries[layer].folder}/{'plot.py' if layer == 'adapter' else 'plots.py'}"
+             for layer in ("dataset", "adapter", "model") if not layers or layer in layers]
+    return (f"experiment {experiment_id} has no plots" + (f" in layer {', '.join(layers)}" if layers else "")
+            + f": add BasePlot subclasses to {' or '.join(where)}, or list ready-made ones there in "
+            "PLOTS = [...] (from MLSystem.plots import LossCurves, ValidationMetrics; see README: Adding a definition)")
+
+
 def run_plots(experiment: str, *, names: Sequence[str] = (), layers: Sequence[str] = (),
               checkpoint: str | None = None, paths: ProjectPaths | None = None, out=print) -> PlotReport:
     """Restore the experiment, train it first if a plot needs weights and there are none, draw."""
@@ -99,8 +108,7 @@ def run_plots(experiment: str, *, names: Sequence[str] = (), layers: Sequence[st
         if not layers or layer in layers:
             report.outcomes.append(PlotOutcome("(plot module)", layer, "", False, error=problem, created=now_iso()))
     if not selected and not report.outcomes:
-        raise BadInputError(f"experiment {loaded.experiment_id} has no plots"
-                            + (f" in layer {', '.join(layers)}" if layers else ""))
+        raise BadInputError(no_plots_message(loaded.experiment_id, loaded.context.entries, layers))
 
     weights_error = None
     if any(s.needs_weights for s in selected) and not loaded.has_checkpoint():

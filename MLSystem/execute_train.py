@@ -150,7 +150,7 @@ def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainRe
         done = state.epochs_completed if state else 0
         store.update_record(exp, status=status, segments=earlier + [segment.to_dict()], epochs_done=done,
                             global_step=state.global_step if state else 0, epoch_seconds=mean_epoch_seconds(exp.metrics))
-        log.info("finished: %s %s", status, note)
+        log.info("finished: %s", note)  # each note names its outcome ("stopped …", "… trained to epoch …")
         return TrainResult(code, exp.id, decision.action, note or message, done)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -173,8 +173,11 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning 2.6 on torch 2.11
-    # On a machine with Slurm installed, a local run is not a mistake: keep stderr to our one line.
-    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
+    if not os.environ.get("SLURM_JOB_ID"):
+        # Not inside a Slurm allocation: this is one local process that MLSystem (or the user)
+        # started, so Lightning's hint to prepend `srun` (given whenever `srun` is installed)
+        # does not apply. Inside an allocation without srun the hint matters and is kept.
+        warnings.filterwarnings("ignore", message=".*`srun` command is available on your system.*")
     pl.seed_everything(int(params["seed"]), workers=True, verbose=False)
     model = ctx.model
     if decision.action == cm.NEW and ctx.selection.init_from:
@@ -188,7 +191,7 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     callbacks = [
         ExactResumeCallback(),
         JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
-                           run_kind=decision.action),
+                           run_kind=decision.action, mid_epoch=decision.mid_epoch),
         stop,
         *cm.checkpoint_callbacks(exp, params, ctx.metric_modes),
     ]

@@ -4,8 +4,9 @@ Rows come in three kinds, all carrying the global ``step``:
 
 * step rows ``{"step", "epoch", "loss", "lr", "time"}``,
 * epoch rows ``{"kind": "epoch", "step", "epoch", "epoch_time", "val_*"..., "train_*"...}``,
-* event rows ``{"event": "new" | "resume" | "extend", "step", "epoch", "max_epochs"}`` marking
-  where each training run started (resume points in plots and live charts).
+* event rows ``{"event": "new" | "resume" | "extend", "step", "epoch", "max_epochs", "mid_epoch"}``
+  marking where each training run started (resume points in plots and live charts; ``epoch`` is
+  the 0-based index of the epoch the run starts in).
 
 No torch here: plots, the loader and the cockpit read metrics without importing it.
 """
@@ -66,6 +67,16 @@ def row_kind(row: dict[str, Any]) -> str:
 def is_resume(event: dict[str, Any]) -> bool:
     """An event row of a run that continued an existing experiment (resume / extend)."""
     return event.get("event") != Action.NEW
+
+
+def run_label(event: dict[str, Any]) -> str:
+    """Where a run started, in the CLI's words: ``resume mid-epoch 5``, ``extend after epoch 4``."""
+    kind, index = event.get("event", "run"), int(event.get("epoch") or 0)
+    if event.get("mid_epoch"):
+        return f"{kind} mid-epoch {index + 1}"
+    if "mid_epoch" in event:
+        return f"{kind} after epoch {index}"
+    return f"{kind} in epoch {index + 1}"  # rows written before the flag existed
 
 
 class MetricsTail:

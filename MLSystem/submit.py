@@ -53,6 +53,7 @@ class Planned:
     model: str
     adapter: str
     max_epochs: int
+    nearest: dict[str, Any] | None = None  # a new experiment: the closest existing one and what differs
 
 
 @dataclass
@@ -82,8 +83,11 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
             raise ConfigError(f"{exc}{where}") from None
         decision = ctx.decide()
         sel = ctx.selection
-        out.append(Planned(combo, ctx.experiment_id, decision.action, decision.message, sel.dataset, sel.model,
-                           sel.adapter, int(ctx.all_params["max_epochs"])))
+        message, near = decision.message, None
+        if decision.action == Action.NEW and (near := ctx.nearest()):
+            message += f" ({near['text']})"  # the same words execute_train and the cockpit use
+        out.append(Planned(combo, ctx.experiment_id, decision.action, message, sel.dataset, sel.model,
+                           sel.adapter, int(ctx.all_params["max_epochs"]), near))
     return out
 
 
@@ -124,7 +128,7 @@ def prepare(overrides: Iterable[str], *, priority: int = 0, force: bool = False,
                   priority=int(priority), held=held, max_attempts=max_attempts, note=f"submitted: {p.message}")
         jobs.append(job)
         report.queued.append({"job": job.id, "experiment_id": p.experiment_id, "action": p.action,
-                              "message": p.message, "args": p.args})
+                              "message": p.message, "args": p.args, "nearest": p.nearest})
     return report, jobs
 
 

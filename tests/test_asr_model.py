@@ -168,7 +168,8 @@ def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_o
     stopped_env = cli_env(root, OMP_NUM_THREADS="1", MLSYSTEM_STOP_FILE=str(stop_file))
     first = run_cli(root, "MLSystem.execute_train", *args, env=stopped_env)
     assert first.returncode == 3, first.stderr
-    for expected in ("mid-epoch 1, step 1", "mid-epoch 1, step 2", "epoch 1 of 2", "mid-epoch 2, step 4"):
+    for expected in ("mid-epoch 1 of 2 epochs (global step 1)", "mid-epoch 1 of 2 epochs (global step 2)",
+                     "after epoch 1 of 2 epochs", "mid-epoch 2 of 2 epochs (global step 4)"):
         again = run_cli(root, "MLSystem.execute_train", *args, env=stopped_env)
         assert again.returncode == 3 and expected in again.stdout, (expected, again.stdout, again.stderr)
     stop_file.unlink()

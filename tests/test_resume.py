@@ -64,9 +64,9 @@ def test_exact_resume_after_mid_epoch_stops_matches_uninterrupted_run(probe_proj
     assert state(d) == {**state(d), "global_step": 3, "epochs_completed": 0, "mid_epoch": True}
     second = run_cli(probe_project, "MLSystem.execute_train", *ARGS, "stop_at_step=10")
     assert second.returncode == 3, second.stderr
-    assert "resuming" in second.stdout and "mid-epoch 1, step 3" in second.stdout
+    assert "resuming" in second.stdout and "mid-epoch 1 of" in second.stdout and "(global step 3)" in second.stdout
     third = run_cli(probe_project, "MLSystem.execute_train", *ARGS, check=True)
-    assert "mid-epoch 2, step 10" in third.stdout
+    assert "mid-epoch 2 of" in third.stdout and "(global step 10)" in third.stdout
 
     got, want = probe_rows(d), probe_rows(ref_dir)
     assert [r["step"] for r in got] == list(range(1, 15))  # every step once, in order

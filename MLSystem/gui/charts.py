@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from MLSystem.gui.series import LiveSeries
+from MLSystem.metrics_reader import run_label
 
 
 def _base(title: str, y_name: str, log_y: bool = False) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def _base(title: str, y_name: str, log_y: bool = False) -> dict[str, Any]:
 
 
 def _resume_marks(series: LiveSeries) -> dict[str, Any]:
-    marks = [{"xAxis": e["step"], "label": {"formatter": f"{e['event']} @ epoch {e.get('epoch', '?')}"}}
+    marks = [{"xAxis": e["step"], "label": {"formatter": run_label(e)}}
              for e in series.resumes]
     return {"symbol": "none", "lineStyle": {"type": "dashed", "color": "#e67e22"}, "data": marks}
 

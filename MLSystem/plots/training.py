@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from MLSystem.metrics_reader import MetricSeries, downsample
+from MLSystem.metrics_reader import MetricSeries, downsample, run_label
 from MLSystem.utils.base_plot import BasePlot, new_figure
 
 # A step series is drawn with at most this many points (min/max per bucket keep spikes visible).
@@ -19,7 +19,7 @@ def _mark_resumes(ax, series: MetricSeries, x_of_event) -> None:
     for event in series.resumes():
         x = x_of_event(event)
         ax.axvline(x, color="0.45", linestyle="--", linewidth=0.8)
-        label = f"{event['event']} @ epoch {event.get('epoch', 0)}"
+        label = run_label(event)
         ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                     va="top", ha="right", color="0.35")
 

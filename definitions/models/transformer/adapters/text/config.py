@@ -1,0 +1,10 @@
+"""Config of the text -> transformer adapter (it has no settings of its own)."""
+
+from dataclasses import dataclass
+
+from MLSystem.utils.config_base import ConfigBase
+
+
+@dataclass
+class TextToTransformerConfig(ConfigBase):
+    pass
