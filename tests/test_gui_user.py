@@ -158,6 +158,31 @@ async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -
     await wait_for_async(lambda: q.get(job_id).stop_requested and q.paths.stop_flag(job_id).exists())
 
 
+async def test_experiments_page_serves_its_first_rows(user: User, gui_project, monkeypatch) -> None:
+    """The rows are in the HTML the server sends: a screenshot taken without waiting for the
+    page's scripts shows them, not an empty "No data available" table; a listing too slow for
+    that shows a loading state instead."""
+    from MLSystem.gui.index import ExperimentIndex
+    from MLSystem.gui.pages import experiments
+
+    ids = experiment_ids(gui_project)
+    await user.http_client.get("/api/experiments")  # imports and listing caches warm, as in a running cockpit
+    html = (await user.http_client.get("/experiments")).text
+    assert ids["cnn"] in html and ids["echo"] in html and "2 experiments" in html
+    assert "No data available" not in html and experiments.LOADING not in html
+
+    slow_page = ExperimentIndex.page
+
+    def page(self, **kw):
+        time.sleep(1.0)
+        return slow_page(self, **kw)
+
+    monkeypatch.setattr(ExperimentIndex, "page", page)
+    monkeypatch.setattr(experiments, "FIRST_PAGE_WAIT", 0.1)
+    html = (await user.http_client.get("/experiments")).text
+    assert experiments.LOADING in html and "No data available" not in html and ids["cnn"] not in html
+
+
 async def test_experiments_filter_detail_and_add_epochs(user: User, gui_project) -> None:
     ids = experiment_ids(gui_project)
     await user.open("/experiments")
