@@ -19,7 +19,7 @@ from MLSystem.records import ExperimentStatus
 
 PER_PAGE = 50
 FIRST_PAGE_WAIT = 2.0  # seconds the served page waits for its rows (NiceGUI's own limit is 3 s)
-LOADING, EMPTY = "Loading experiments…", "No experiments yet: queue one from Add job"
+LOADING, EMPTY = "Loading experiments...", "No experiments yet: queue one from Add job"
 COLUMNS = [
     {"name": "id", "label": "ID", "field": "id", "align": "left"},
     {"name": "dataset", "label": "Dataset", "field": "dataset", "align": "left"},
