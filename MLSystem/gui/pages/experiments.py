@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from nicegui import run, ui
+from nicegui import background_tasks, run, ui
 
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.index import SORT_KEYS
@@ -101,7 +101,7 @@ def register(cockpit: Cockpit) -> None:
     async def experiments_page() -> None:
         with frame("Experiments"):
             table = ExperimentTable(cockpit)
-        first = asyncio.ensure_future(table.reload())
+        first = background_tasks.create(table.reload(), name="experiments: first page")  # kept referenced
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(first), FIRST_PAGE_WAIT)  # read at call time (tests)
         # Created only now: a timer waits for the browser's connection, and NiceGUI serves a page
