@@ -74,6 +74,7 @@ def _fit(model):
     return trainer
 
 
+@pytest.mark.slow  # two in-process Trainer fits (Lightning import included)
 def test_wrapped_model_holds_a_users_module_safely(project, tmp_path):
     import torch
 
