@@ -18,6 +18,7 @@ from MLSystem.hashing import ID_LENGTH, diff_params, experiment_id, identity, sa
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.records import SELECTION_KEYS
 from MLSystem.registry import Entry, Registry
+from MLSystem.utils.metric_mode import declared_modes
 
 
 class ExperimentBuilder:
@@ -88,8 +89,6 @@ class ExperimentContext:
     @property
     def metric_modes(self) -> dict[str, str]:
         """Declared metric directions: the layers' ``metric_modes`` and ``best_mode`` (``utils.metric_mode``)."""
-        from MLSystem.utils.metric_mode import declared_modes
-
         return declared_modes(self.merged.layer_classes.values(), self.all_params)
 
     def fingerprint(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ from MLSystem.paths import ExperimentPaths
 from MLSystem.records import STATE_KEY, Action, TrainingState
 from MLSystem.utils.atomic import atomic_write
 from MLSystem.utils.clock import iso_time
+from MLSystem.utils.metric_mode import declared_modes, metric_mode
 
 # The decision vocabulary is records.Action; these names stay for readability at call sites.
 NEW, RESUME, EXTEND, COMPLETE = Action.NEW, Action.RESUME, Action.EXTEND, Action.COMPLETE
@@ -333,8 +334,6 @@ def checkpoint_callbacks(exp: ExperimentPaths, params: dict[str, Any],
                                          enable_version_counter=False))
     best_metric = str(params.get("best_metric") or "")
     if best_metric:
-        from MLSystem.utils.metric_mode import declared_modes, metric_mode
-
         declared = {**(metric_modes or {}), **declared_modes((), params)}  # an explicit best_mode wins
         # Its state (best score so far) is saved in every checkpoint, so it survives resumes.
         callbacks.append(ModelCheckpoint(dirpath=exp.checkpoints, filename=Path(BEST).stem, monitor=best_metric,

@@ -87,7 +87,7 @@ def select_plots(specs: list[PlotSpec], names: Sequence[str] = (), layers: Seque
 
 def no_plots_message(experiment_id: str, entries: dict, layers: Sequence[str] = ()) -> str:
     """Why there is nothing to draw, and where a plot would go."""
-    where = [f"{entries[layer].folder}/{'plot.py' if layer == 'adapter' else 'plots.py'}"
+    where = [f"{entries[layer].folder}/plots.py"
              for layer in ("dataset", "adapter", "model") if not layers or layer in layers]
     return (f"experiment {experiment_id} has no plots" + (f" in layer {', '.join(layers)}" if layers else "")
             + f": add BasePlot subclasses to {' or '.join(where)}, or list ready-made ones there in "

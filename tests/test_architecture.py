@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                     "MLSystem.executor"]),
     ("identity", ["MLSystem.hashing"]),
     ("definition bases", ["MLSystem.base.adapter", "MLSystem.base.datamodule", "MLSystem.base.model",
+                          "MLSystem.base.wrapped",
                           "MLSystem.resumable", "MLSystem.optim", "MLSystem.callbacks", "MLSystem.plots",
                           "MLSystem.plots.*"]),
     ("registry", ["MLSystem.registry"]),

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 from MLSystem.builder import ExperimentBuilder
 from MLSystem.checkpoint_manager import RESUME, EXTEND, Decision
-from MLSystem.experiment_store import init_metadata
+from MLSystem.experiment_store import init_record
 from MLSystem.metrics_reader import run_label
 
 
@@ -19,7 +19,7 @@ def _existing(root: Path, *overrides: str) -> str:
     """An experiment on disk as training leaves its metadata (no training needed for 'nearest')."""
     ctx = ExperimentBuilder(list(overrides)).build()
     ctx.exp.dir.mkdir(parents=True)
-    init_metadata(ctx.exp, ctx.identity, ctx.identity_values, {}, None)
+    init_record(ctx.exp, ctx.identity, ctx.identity_values, {}, None)
     return ctx.experiment_id
 
 
@@ -72,7 +72,7 @@ def test_no_plots_message_says_where_plots_go(tmp_path):
     entries = {layer: SimpleNamespace(folder=tmp_path / layer) for layer in ("dataset", "adapter", "model")}
     text = no_plots_message("abc", entries)
     assert text.startswith("experiment abc has no plots: add BasePlot subclasses to ")
-    assert f"{tmp_path / 'dataset'}/plots.py" in text and f"{tmp_path / 'adapter'}/plot.py" in text
+    assert f"{tmp_path / 'dataset'}/plots.py" in text and f"{tmp_path / 'adapter'}/plots.py" in text
     assert "PLOTS = [...]" in text and "MLSystem.plots" in text
     only = no_plots_message("abc", entries, ["model"])
     assert "in layer model" in only and "dataset" not in only

@@ -3,6 +3,7 @@
     from MLSystem.base import ConfigBase, param                  # config.py (never imports torch)
     from MLSystem.base import BaseDataModule                     # datamodule.py
     from MLSystem.base import BaseModel                          # model.py
+    from MLSystem.base import WrappedModel                       # model.py holding your own LightningModule
     from MLSystem.base import BaseAdapter                        # adapter.py
     from MLSystem.base import BasePlot, new_figure               # plots.py
     from MLSystem.plots import LossCurves, ConfusionMatrix, ...  # ready-made plots
@@ -29,6 +30,7 @@ from MLSystem.utils.config_base import ConfigBase, param
 if TYPE_CHECKING:
     from MLSystem.base.datamodule import BaseDataModule
     from MLSystem.base.model import BaseModel
+    from MLSystem.base.wrapped import WrappedModel
     from MLSystem.loader import LoadedExperiment, load_experiment
     from MLSystem.resumable import BucketBatchSampler, ResumableDataLoader
     from MLSystem.utils.base_plot import BasePlot, new_figure
@@ -37,7 +39,7 @@ __all__ = [
     # configs
     "ConfigBase", "param",
     # definitions
-    "BaseDataModule", "BaseModel", "BaseAdapter", "ResumableDataLoader", "BucketBatchSampler",
+    "BaseDataModule", "BaseModel", "WrappedModel", "BaseAdapter", "ResumableDataLoader", "BucketBatchSampler",
     # plots
     "BasePlot", "new_figure",
     # paths, files and errors a definition may need (data folders, caches, one-line errors)
@@ -58,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from MLSystem.base.model import BaseModel  # lazy: Lightning
 
         return BaseModel
+    if name == "WrappedModel":
+        from MLSystem.base.wrapped import WrappedModel  # lazy: Lightning
+
+        return WrappedModel
     if name in ("ResumableDataLoader", "BucketBatchSampler"):
         from MLSystem import resumable  # lazy: torch
 

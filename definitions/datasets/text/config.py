@@ -6,7 +6,7 @@
 
 from dataclasses import dataclass
 
-from MLSystem.utils.config_base import ConfigBase, param
+from MLSystem.base import ConfigBase, param
 
 
 @dataclass

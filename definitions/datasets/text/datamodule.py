@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from MLSystem.base.datamodule import BaseDataModule
+from MLSystem.base import BaseDataModule
 
 # The default corpus: modules every CPython installation ships (about 200 kB of English and code).
 STDLIB_FILES = ("argparse.py", "difflib.py", "textwrap.py", "shlex.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from MLSystem.utils.base_plot import BasePlot, new_figure
+from MLSystem.base import BasePlot, new_figure
 
 
 class TokenFrequencies(BasePlot):

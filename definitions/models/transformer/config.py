@@ -8,7 +8,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from MLSystem.utils.config_base import ConfigBase, param
+from MLSystem.base import ConfigBase, param
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.demos.transformer import LightningTransformer, Transformer
 from torch.nn import functional as F
 
-from MLSystem.base.wrapped import WrappedModel
+from MLSystem.base import WrappedModel
 
 
 class DemoTransformer(WrappedModel):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from MLSystem.base import BasePlot, new_figure
 from MLSystem.plots import LearningRate, LossCurves, ValidationMetrics
-from MLSystem.utils.base_plot import BasePlot, new_figure
 
 
 class Continuations(BasePlot):

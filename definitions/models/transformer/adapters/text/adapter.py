@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from MLSystem.base.adapter import BaseAdapter
+from MLSystem.base import BaseAdapter
 
 
 class TextToTransformer(BaseAdapter):

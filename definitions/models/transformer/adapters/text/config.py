@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from MLSystem.utils.config_base import ConfigBase
+from MLSystem.base import ConfigBase
 
 
 @dataclass
