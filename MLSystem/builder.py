@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from MLSystem.checkpoint_manager import Decision, decide
 from MLSystem.config_merge import MergedConfig, Selection, merge_config
-from MLSystem.experiment_store import list_experiments, read_record, resolve_id
+from MLSystem.experiment_store import ExperimentSummary, list_experiments, read_record, resolve_id
 from MLSystem.hashing import ID_LENGTH, diff_params, experiment_id, identity, same_value
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.records import SELECTION_KEYS
@@ -100,10 +100,12 @@ class ExperimentContext:
         checkpoint's integrity and fall back to an older one)."""
         return decide(self.exp, int(max_epochs or self.all_params["max_epochs"]), verify=verify)
 
-    def nearest(self) -> dict[str, Any] | None:
+    def nearest(self, neighbours: "Neighbours | None" = None) -> dict[str, Any] | None:
         """The existing experiment closest to this one: ``{"experiment_id", "differs": [...], "text"}``
-        (``differs`` as ``["lr: 0.003 -> 0.01"]``); None when no experiment shares dataset and model."""
-        near = nearest_experiment(self.paths, self.identity, self.identity_values, exclude=self.experiment_id)
+        (``differs`` as ``["lr: 0.003 -> 0.01"]``); None when no experiment shares dataset and model.
+        ``neighbours``: a prepared listing to reuse (a sweep lists the experiments once)."""
+        near = nearest_experiment(self.paths, self.identity, self.identity_values, exclude=self.experiment_id,
+                                  neighbours=neighbours)
         if not near:
             return None
         return {"experiment_id": near[0], "differs": near[1], "text": self._explain(*near)}
@@ -139,23 +141,81 @@ class ExperimentContext:
         return self.entries["model"].impl_class()(self.all_params, **build_args)
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _differs(v: Any, w: Any) -> bool:
+    # Scalars of one type compare with `==`; the canonical form is only needed across types
+    # (2 vs 2.0) or for containers.
+    if type(v) is type(w) and isinstance(v, _SCALARS):
+        return v != w
+    return not same_value(v, w)
+
+
+class Neighbours:
+    """The experiments on disk, prepared once for many "nearest" questions (every combination of a
+    sweep asks one): candidates grouped by dataset and model, newest first.
+
+    ``varying`` (the keys a sweep varies; every other identity value is the same in all its
+    questions) lets each candidate's differences in the other keys be counted once per sweep.
+    """
+
+    def __init__(self, summaries: list[ExperimentSummary], varying: Iterable[str] | None = None):
+        self.varying = None if varying is None else frozenset(varying)
+        self._by_pair: dict[tuple[Any, Any], list[tuple[str, tuple, dict[str, Any], dict[str, Any]]]] = {}
+        self._fixed_counts: dict[tuple, list[int]] = {}
+        for summary in summaries:
+            other = summary.record.identity
+            params = {**other.get("params", {}), **summary.record.identity_values}
+            selection = tuple(other.get(k) for k in SELECTION_KEYS)
+            self._by_pair.setdefault((other.get("dataset"), other.get("model")), []).append(
+                (summary.id, selection, other, params))
+
+    def _count(self, theirs: dict[str, Any], identity_values: dict[str, Any], keys: Iterable[str] | None) -> int:
+        items = theirs.items() if keys is None else ((k, theirs[k]) for k in keys if k in theirs)
+        return sum(1 for k, v in items if k in identity_values and _differs(v, identity_values[k]))
+
+    def nearest(self, ident: dict[str, Any], identity_values: dict[str, Any],
+                exclude: str | None = None) -> tuple[str, list[str]] | None:
+        """See :func:`nearest_experiment`."""
+        candidates = self._by_pair.get((ident.get("dataset"), ident.get("model")), [])
+        fixed = None
+        if self.varying is not None:
+            # The same selection has the same fields, so the keys a sweep does not vary hold the
+            # same values in all its questions: their differences are counted once.
+            key = (tuple(ident.get(k) for k in SELECTION_KEYS), self.varying)
+            fixed = self._fixed_counts.get(key)
+            if fixed is None:
+                fixed_keys = [k for k in identity_values if k not in self.varying]
+                fixed = self._fixed_counts[key] = [self._count(t, identity_values, fixed_keys)
+                                                   for _, _, _, t in candidates]
+            varying = [k for k in self.varying if k in identity_values]
+        mine = tuple(ident.get(k) for k in SELECTION_KEYS)
+        best: tuple[int, str, dict[str, Any], dict[str, Any]] | None = None
+        for i, (eid, selection, other, theirs) in enumerate(candidates):
+            if eid == exclude:
+                continue
+            # The readable diff is built for the winner only.
+            n = 0 if selection == mine else sum(a != b for a, b in zip(selection, mine))
+            if fixed is None:
+                n += self._count(theirs, identity_values, None)
+            else:
+                n += fixed[i]
+                for k in varying:
+                    if k in theirs and _differs(theirs[k], identity_values[k]):
+                        n += 1
+            if best is None or n < best[0]:
+                best = (n, eid, other, theirs)
+        if best is None:
+            return None
+        _, eid, other, theirs = best
+        return eid, diff_params({**other, "params": {**identity_values, **theirs}}, {**ident, "params": identity_values})
+
+
 def nearest_experiment(paths: ProjectPaths, ident: dict[str, Any], identity_values: dict[str, Any],
-                       exclude: str | None = None) -> tuple[str, list[str]] | None:
+                       exclude: str | None = None, neighbours: Neighbours | None = None) -> tuple[str, list[str]] | None:
     """The existing experiment whose identity differs least from ``ident``, and the differences
     (``lr: 0.001 -> 0.01``). Candidates share dataset and model; ties go to the most recent.
+    ``neighbours``: the prepared listing to reuse (default: list the experiments now).
     """
-    mine = {**ident, "params": identity_values}
-    best: tuple[int, str, dict[str, Any]] | None = None
-    for summary in list_experiments(paths):
-        other = summary.record.identity
-        if summary.id == exclude or other.get("model") != ident.get("model") or other.get("dataset") != ident.get("dataset"):
-            continue
-        theirs_params = {**other.get("params", {}), **summary.record.identity_values}
-        # Count differences cheaply; the readable diff is built for the winner only.
-        n = sum(other.get(k) != ident.get(k) for k in SELECTION_KEYS)
-        n += sum(1 for k, v in theirs_params.items() if k in identity_values and not same_value(v, identity_values[k]))
-        if best is None or n < best[0]:
-            best = (n, summary.id, {**other, "params": {**identity_values, **theirs_params}})
-    if best is None:
-        return None
-    return best[1], diff_params(best[2], mine)
+    return (neighbours or Neighbours(list_experiments(paths))).nearest(ident, identity_values, exclude)

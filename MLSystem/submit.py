@@ -26,11 +26,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-from MLSystem.builder import ExperimentBuilder
+from MLSystem.builder import ExperimentBuilder, Neighbours
 from MLSystem.config_merge import expand_sweeps, parse_overrides, to_override
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
 from MLSystem.eta import estimate
-from MLSystem.experiment_store import resolve_id
+from MLSystem.experiment_store import list_experiments, resolve_id
 from MLSystem.jobs import DEFAULT_MAX_ATTEMPTS, Action, Job, Kind, QueueError, QueueInputError, Status, new_job_id
 from MLSystem.paths import ProjectPaths
 from MLSystem.queue_store import JobQueue
@@ -70,6 +70,7 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
     registry = Registry.load(paths)
     typed: dict[str, dict[str, Any]] = {}  # each distinct "key=value" is parsed once, not per combination
     out = []
+    neighbours: Neighbours | None = None  # experiments on disk, listed at the first new combination
     for combo in combos:
         values: dict[str, Any] = {}
         for text in combo:
@@ -84,7 +85,11 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
         decision = ctx.decide()
         sel = ctx.selection
         message, near = decision.message, None
-        if decision.action == Action.NEW and (near := ctx.nearest()):
+        if decision.action == Action.NEW and neighbours is None:
+            # Listed once per submission; the keys the sweep varies are the only ones to compare per combination.
+            varying = {t.split("=", 1)[0].lstrip("+~") for c in combos for t in c if any(t not in o for o in combos)}
+            neighbours = Neighbours(list_experiments(paths), varying)
+        if decision.action == Action.NEW and (near := ctx.nearest(neighbours)):
             message += f" ({near['text']})"  # the same words execute_train and the cockpit use
         out.append(Planned(combo, ctx.experiment_id, decision.action, message, sel.dataset, sel.model,
                            sel.adapter, int(ctx.all_params["max_epochs"]), near))

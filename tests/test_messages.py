@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from conftest import run_cli
 
 from MLSystem.builder import ExperimentBuilder
-from MLSystem.checkpoint_manager import RESUME, EXTEND, Decision
+from MLSystem.checkpoint_manager import EXTEND, RESUME, Decision
 from MLSystem.experiment_store import init_record
 from MLSystem.metrics_reader import run_label
 
@@ -76,3 +76,15 @@ def test_no_plots_message_says_where_plots_go(tmp_path):
     assert "PLOTS = [...]" in text and "MLSystem.plots" in text
     only = no_plots_message("abc", entries, ["model"])
     assert "in layer model" in only and "dataset" not in only
+
+
+def test_a_sweep_names_the_same_nearest_as_a_single_submit(project):
+    from MLSystem.submit import plan
+
+    for extra in (["lr=0.01"], ["hidden=32"], ["lr=0.01", "hidden=32", "dropout=0.2"], ["channels=8"]):
+        _existing(project, "dataset=digits", "model=cnn", *extra)
+    planned = plan(["dataset=digits", "model=cnn", "lr=0.01,0.02", "hidden=32,64", "dropout=0.2"])
+    assert len(planned) == 4
+    for p in planned:  # the sweep counts fixed keys once; a lone build compares everything
+        alone = ExperimentBuilder(p.args).build()
+        assert p.nearest == alone.nearest() and p.nearest is not None, p.args
