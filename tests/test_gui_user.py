@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 from nicegui import ui
 from nicegui.testing import User
