@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping
 
 from MLSystem.checkpoint_manager import Decision, decide
 from MLSystem.config_merge import MergedConfig, Selection, merge_config
-from MLSystem.experiment_store import ExperimentSummary, list_experiments, read_record, resolve_id
+from MLSystem.experiment_index import ExperimentIndexDB, fresh_index
+from MLSystem.experiment_store import ExperimentSummary, read_record, resolve_id
 from MLSystem.hashing import ID_LENGTH, diff_params, experiment_id, identity, same_value
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.records import SELECTION_KEYS
@@ -160,16 +161,31 @@ class Neighbours:
     questions) lets each candidate's differences in the other keys be counted once per sweep.
     """
 
-    def __init__(self, summaries: list[ExperimentSummary], varying: Iterable[str] | None = None):
+    def __init__(self, summaries: list[ExperimentSummary], varying: Iterable[str] | None = None,
+                 index: ExperimentIndexDB | None = None):
         self.varying = None if varying is None else frozenset(varying)
         self._by_pair: dict[tuple[Any, Any], list[tuple[str, tuple, dict[str, Any], dict[str, Any]]]] = {}
         self._fixed_counts: dict[tuple, list[int]] = {}
+        self._index = index  # candidates of a dataset/model pair are read from it when first asked for
         for summary in summaries:
             other = summary.record.identity
             params = {**other.get("params", {}), **summary.record.identity_values}
             selection = tuple(other.get(k) for k in SELECTION_KEYS)
             self._by_pair.setdefault((other.get("dataset"), other.get("model")), []).append(
                 (summary.id, selection, other, params))
+
+    @classmethod
+    def from_index(cls, paths: ProjectPaths, varying: Iterable[str] | None = None) -> "Neighbours":
+        """Candidates from the experiments' query index (fresh), one dataset/model pair at a time:
+        100,000 experiments are never all loaded."""
+        return cls([], varying, index=fresh_index(paths))
+
+    def _candidates(self, dataset: Any, model: Any) -> list[tuple[str, tuple, dict[str, Any], dict[str, Any]]]:
+        pair = (dataset, model)
+        if pair not in self._by_pair and self._index is not None:
+            self._by_pair[pair] = [(eid, tuple(sel.get(k) for k in SELECTION_KEYS), sel, params)
+                                   for eid, sel, params, _ in self._index.candidates(dataset, model)]
+        return self._by_pair.get(pair, [])
 
     def _count(self, theirs: dict[str, Any], identity_values: dict[str, Any], keys: Iterable[str] | None) -> int:
         items = theirs.items() if keys is None else ((k, theirs[k]) for k in keys if k in theirs)
@@ -178,7 +194,7 @@ class Neighbours:
     def nearest(self, ident: dict[str, Any], identity_values: dict[str, Any],
                 exclude: str | None = None) -> tuple[str, list[str]] | None:
         """See :func:`nearest_experiment`."""
-        candidates = self._by_pair.get((ident.get("dataset"), ident.get("model")), [])
+        candidates = self._candidates(ident.get("dataset"), ident.get("model"))
         fixed = None
         if self.varying is not None:
             # The same selection has the same fields, so the keys a sweep does not vary hold the
@@ -218,4 +234,4 @@ def nearest_experiment(paths: ProjectPaths, ident: dict[str, Any], identity_valu
     (``lr: 0.001 -> 0.01``). Candidates share dataset and model; ties go to the most recent.
     ``neighbours``: the prepared listing to reuse (default: list the experiments now).
     """
-    return (neighbours or Neighbours(list_experiments(paths))).nearest(ident, identity_values, exclude)
+    return (neighbours or Neighbours.from_index(paths)).nearest(ident, identity_values, exclude)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from MLSystem.lightning_loggers import parse as parse_loggers
 from MLSystem.utils.config_base import ConfigBase, param
 
 SEED_MAX = 2**32 - 1
@@ -63,6 +64,10 @@ class CommonConfig(ConfigBase):
         "then the name (loss/err/cer/wer/ppl -> min, acc/f1 -> max)", identity=False,
         choices=("auto", "min", "max"),
     )
+    loggers: str = param(
+        "", "Lightning loggers beside MLSystem's log, comma-separated: tensorboard, csv, mlflow "
+        "(files in the experiment's logs/; the 'loggers' extra installs them)", identity=False,
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,5 +81,9 @@ class CommonConfig(ConfigBase):
             problems.append(f"lr: must be > 0, got {self.lr}")
         if self.limit_samples < 0:
             problems.append(f"limit_samples: must be >= 0, got {self.limit_samples}")
+        try:
+            parse_loggers(self.loggers)
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError("; ".join(problems))

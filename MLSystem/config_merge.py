@@ -70,6 +70,10 @@ class MergedConfig:
         return sorted(k for k, f in self.fields.items() if f.identity)
 
 
+# Keys whose value is a comma-separated list (``loggers=tensorboard,csv``), never a sweep.
+COMMA_VALUE_KEYS = frozenset({"loggers"})
+
+
 def parse_overrides(args: Iterable[str], *, allow_sweeps: bool = False) -> dict[str, Any]:
     """Parse ``key=value`` strings with Hydra's override grammar into typed Python values.
 
@@ -95,6 +99,9 @@ def parse_overrides(args: Iterable[str], *, allow_sweeps: bool = False) -> dict[
             continue
         if ov.package:
             problems.append(f"{key}@{ov.package}: packages are not supported; use plain key=value")
+            continue
+        if ov.is_sweep_override() and key in COMMA_VALUE_KEYS and ov.is_choice_sweep() and ov.value().simple_form:
+            out[key] = ",".join(str(v) for v in ov.sweep_iterator())  # loggers=tensorboard,csv: one value
             continue
         if ov.is_sweep_override():
             if not allow_sweeps:

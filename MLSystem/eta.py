@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from MLSystem.experiment_store import list_experiments, trained_epochs
+from MLSystem.experiment_index import fresh_index
+from MLSystem.experiment_store import trained_epochs
 from MLSystem.jobs import Job, Kind, Status
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
 from MLSystem.queue_store import JobQueue
-from MLSystem.records import ExperimentRecord
 from MLSystem.utils.clock import format_seconds, parse_iso
 
 __all__ = ["Eta", "EtaModel", "estimate", "format_seconds", "DEFAULT_STARTUP_S"]
@@ -51,28 +51,43 @@ class EtaModel:
 
     def __init__(self, project: ProjectPaths, finished: list[Job]):
         self.project = project
-        self.runs: dict[str, tuple[ExperimentRecord, float]] = {}  # id -> (record, mean epoch time)
-        for summary in list_experiments(project):
-            record = summary.record
-            mean = record.epoch_seconds
-            if "epoch_seconds" in record.missing:  # trained before experiment.json recorded it
-                mean = mean_epoch_seconds(project.experiment(summary.id).metrics)
-            if isinstance(mean, (int, float)):
-                self.runs[summary.id] = (record, float(mean))
+        # Runs are read from the experiments' query index, per experiment and per dataset/model
+        # group as needed: 100,000 experiments are never loaded at once.
+        self.index = fresh_index(project)
+        self._means: dict[str, float | None] = {}
         overheads = []
         for job in finished:
             t0, t1 = parse_iso(job.started), parse_iso(job.ended)
-            run = self.runs.get(job.experiment_id or "")
-            if t0 and t1 and run and job.epochs_done is not None and job.epochs_before is not None:
-                overheads.append(max(0.0, (t1 - t0) - (job.epochs_done - job.epochs_before) * run[1]))
+            mean = self.mean(job.experiment_id)
+            if t0 and t1 and mean is not None and job.epochs_done is not None and job.epochs_before is not None:
+                overheads.append(max(0.0, (t1 - t0) - (job.epochs_done - job.epochs_before) * mean))
         self.startup = statistics.median(overheads) if overheads else DEFAULT_STARTUP_S
         self._groups: dict[tuple, Any] = {}
+
+    def _mean_of(self, experiment_id: str, recorded: float | None) -> float | None:
+        if recorded is None:  # trained before experiment.json recorded epoch_seconds (or never)
+            recorded = mean_epoch_seconds(self.project.experiment(experiment_id).metrics)
+        self._means[experiment_id] = recorded
+        return recorded
+
+    def mean(self, experiment_id: str | None) -> float | None:
+        """Mean epoch time of one experiment (None if it has not trained an epoch)."""
+        if not experiment_id:
+            return None
+        if experiment_id not in self._means:
+            recorded = self.index.epoch_seconds(experiment_id)
+            if recorded is None:
+                self._means[experiment_id] = None
+            else:
+                self._mean_of(experiment_id, recorded[0])
+        return self._means[experiment_id]
 
     def epoch_time(self, job: Job) -> float | None:
         """The job's own experiment if it has trained, else the closest runs of the same
         dataset/model/adapter (most overrides equal to theirs; the median of those runs)."""
-        if job.experiment_id in self.runs:
-            return self.runs[job.experiment_id][1]
+        own = self.mean(job.experiment_id)
+        if own is not None:
+            return own
         group = self._group(job.dataset, job.model, job.adapter)
         if group is None:
             return None
@@ -93,12 +108,13 @@ class EtaModel:
         if key not in self._groups:
             means: list[float] = []
             index: dict[tuple[str, str], list[int]] = {}
-            for record, mean in self.runs.values():
-                if (record.dataset, record.model) != (dataset, model):
+            for eid, sel, values, recorded in self.index.candidates(dataset, model):
+                if adapter and sel.get("adapter") != adapter:
                     continue
-                if adapter and record.adapter != adapter:
+                mean = self._means[eid] if eid in self._means else self._mean_of(eid, recorded)
+                if mean is None:
                     continue
-                for k, v in record.identity_values.items():
+                for k, v in values.items():
                     index.setdefault((k, _norm_value(v)), []).append(len(means))
                 means.append(mean)
             self._groups[key] = (means, index, statistics.median(means)) if means else None

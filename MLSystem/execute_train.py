@@ -31,6 +31,8 @@ from MLSystem import checkpoint_manager as cm
 from MLSystem import experiment_store as store
 from MLSystem.builder import ExperimentBuilder, ExperimentContext
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.lightning_loggers import build as build_loggers
+from MLSystem.lightning_loggers import check_available
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
 from MLSystem.placement import report_placement
@@ -74,6 +76,7 @@ def train_context(ctx: ExperimentContext, *, out=print, restart: bool = False) -
     if decision is not None and decision.action == cm.COMPLETE:
         out(decision.message)
         return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message, decision.epochs_done)
+    check_available(ctx.all_params.get("loggers"))  # a missing optional package: bad input, nothing run
     with store.lease(ctx.exp):
         if restart and (moved := _move_history_aside(ctx.exp)):
             out(f"restart: moved the earlier training of {ctx.experiment_id} to {moved}")
@@ -203,7 +206,8 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
         gradient_clip_val=float(params["grad_clip"]) or None,
         callbacks=callbacks,
         plugins=[cm.atomic_checkpoint_io()],
-        logger=False,
+        logger=build_loggers(params.get("loggers"), exp, resume_step=decision.global_step) or False,
+        log_every_n_steps=int(params["log_every_n_steps"]),
         enable_progress_bar=sys.stdout.isatty(),
         enable_model_summary=False,
         num_sanity_val_steps=0,

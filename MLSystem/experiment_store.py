@@ -29,6 +29,7 @@ from MLSystem.errors import CorruptFileError, ExperimentBusyError, ExperimentNot
 from MLSystem.paths import ExperimentPaths, ProjectPaths
 from MLSystem.records import ExperimentRecord, ExperimentStatus, TrainingState
 from MLSystem.utils.atomic import atomic_write_json, atomic_write_text, read_json
+from MLSystem.utils.change_log import mark_changed
 from MLSystem.utils.clock import now_iso
 from MLSystem.utils.procs import pid_alive
 
@@ -52,6 +53,7 @@ def read_record(exp: ExperimentPaths) -> ExperimentRecord | None:
 
 def write_record(exp: ExperimentPaths, record: ExperimentRecord) -> None:
     atomic_write_json(exp.metadata, record.to_dict())
+    mark_changed(exp.dir)  # the query index re-reads this folder
 
 
 def init_record(exp: ExperimentPaths, ident: dict[str, Any], identity_values: dict[str, Any],
@@ -107,6 +109,7 @@ def trained_epochs(exp: ExperimentPaths) -> int:
 
 def write_state(exp: ExperimentPaths, state: TrainingState) -> None:
     atomic_write_json(exp.state, state.to_dict())
+    mark_changed(exp.dir)
 
 
 def write_resolved_config(exp: ExperimentPaths, selection: dict[str, Any], params: dict[str, Any],

@@ -24,7 +24,9 @@ from typing import Any
 log = logging.getLogger("MLSystem.hooks")
 
 # Owners append here; order is the call order.
-FACTORIES: list[str] = []
+FACTORIES: list[str] = [
+    "MLSystem.tune.hook:make_hook",  # studies: tell trials, ask the next ones, prune
+]
 
 POLL_INTERVAL_S = 1.0
 

@@ -132,7 +132,7 @@ class Runner:
                      holder=holder)
             return int(ExitCode.OK)
         try:
-            self.hooks = Hooks.load(self.queue.paths, say=lambda text: self.say("hook", text))
+            self.hooks = Hooks.load(self.queue.project, say=lambda text: self.say("hook", text))
             previous = self._install_signals()
             try:
                 return self._run_locked()

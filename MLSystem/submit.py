@@ -88,7 +88,7 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
         if decision.action == Action.NEW and neighbours is None:
             # Listed once per submission; the keys the sweep varies are the only ones to compare per combination.
             varying = {t.split("=", 1)[0].lstrip("+~") for c in combos for t in c if any(t not in o for o in combos)}
-            neighbours = Neighbours(list_experiments(paths), varying)
+            neighbours = Neighbours.from_index(paths, varying)
         if decision.action == Action.NEW and (near := ctx.nearest(neighbours)):
             message += f" ({near['text']})"  # the same words execute_train and the cockpit use
         out.append(Planned(combo, ctx.experiment_id, decision.action, message, sel.dataset, sel.model,
@@ -98,18 +98,20 @@ def plan(overrides: Iterable[str], *, paths: ProjectPaths | None = None) -> list
 
 def submit(overrides: Iterable[str], *, priority: int = 0, force: bool = False, held: bool = False,
            max_attempts: int = DEFAULT_MAX_ATTEMPTS, dry_run: bool = False,
-           queue: JobQueue | None = None) -> SubmitReport:
-    """Validate, expand and queue training jobs (the CLI and the cockpit both call this); all or none."""
+           queue: JobQueue | None = None, extra: dict[str, Any] | None = None) -> SubmitReport:
+    """Validate, expand and queue training jobs (the CLI and the cockpit both call this); all or none.
+    ``extra`` keys are stored in each job file (e.g. the study and trial a job belongs to)."""
     queue = queue or JobQueue()
     report, jobs = prepare(overrides, priority=priority, force=force, held=held, max_attempts=max_attempts,
-                           queue=queue)
+                           queue=queue, extra=extra)
     if jobs and not dry_run:
         queue.add_many(jobs)
     return report
 
 
 def prepare(overrides: Iterable[str], *, priority: int = 0, force: bool = False, held: bool = False,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS, queue: JobQueue) -> tuple[SubmitReport, list[Job]]:
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, queue: JobQueue,
+            extra: dict[str, Any] | None = None) -> tuple[SubmitReport, list[Job]]:
     """Validate and expand into jobs, queueing nothing: the report and the jobs :func:`submit` would queue."""
     planned = plan(overrides, paths=queue.project)
     active = queue.find_active(p.experiment_id for p in planned) if not force else {}
@@ -130,7 +132,8 @@ def prepare(overrides: Iterable[str], *, priority: int = 0, force: bool = False,
         seen.add(p.experiment_id)
         job = Job(id=new_job_id(), kind=Kind.TRAIN.value, args=p.args, experiment_id=p.experiment_id,
                   action=p.action, dataset=p.dataset, model=p.model, adapter=p.adapter, max_epochs=p.max_epochs,
-                  priority=int(priority), held=held, max_attempts=max_attempts, note=f"submitted: {p.message}")
+                  priority=int(priority), held=held, max_attempts=max_attempts, note=f"submitted: {p.message}",
+                  extra=dict(extra or {}))
         jobs.append(job)
         report.queued.append({"job": job.id, "experiment_id": p.experiment_id, "action": p.action,
                               "message": p.message, "args": p.args, "nearest": p.nearest})

@@ -76,6 +76,13 @@ async def _all_operations(client: httpx.AsyncClient, root, ids: dict[str, str]) 
     r = await call("POST", "/api/inference", "/api/inference", data={"experiment": echo, "checkpoint": "last"},
                    files={"file": ("a.wav", _wav(0.25), "audio/wav")})
     assert r.json()["text"].startswith("echo 4000 samples at 16000 Hz") and r.json()["rtf"] >= 0
+    r = await call("GET", "/api/compare", "/api/compare", params={"ids": f"{cnn},{echo[:6]}"})
+    assert r.json()["ids"] == [cnn, echo] and "model" in r.json()["differing"]
+    from MLSystem.tune.store import StudySpec, StudyStore
+
+    StudyStore(q.project, "s1").write_spec(StudySpec("s1", ["lr=interval(0.01, 0.1)"], "val_acc", "max", 3))
+    assert (await call("GET", "/api/studies", "/api/studies")).json()["studies"][0]["name"] == "s1"
+    assert (await call("GET", "/api/studies/{name}", "/api/studies/s1")).json()["n_trials"] == 0
     # Last: the runner starts detached and drains what the calls above queued; drain it at once.
     r = await call("POST", "/api/runner/start", "/api/runner/start", json={"slots": 2})
     assert r.json()["options"]["slots"] == 2

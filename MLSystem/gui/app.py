@@ -7,12 +7,12 @@ from typing import Any, Iterable
 
 from nicegui import app
 
-from MLSystem.gui import api
+from MLSystem.gui import api, api_compare
 from MLSystem.gui.auth import TokenMiddleware
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.guard import BodyLimitMiddleware, HostOriginMiddleware, allowed_hosts
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES
-from MLSystem.gui.pages import add_job, checkpoints, experiment_detail, experiments, inference, live, queue
+from MLSystem.gui.pages import add_job, checkpoints, compare, experiment_detail, experiments, inference, live, queue, studies
 from MLSystem.paths import ProjectPaths
 
 TITLE = "MLSystem cockpit"
@@ -32,9 +32,10 @@ def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0
     ``allow_hosts``) and, when they carry an Origin, come from the cockpit's own pages.
     """
     cockpit = Cockpit(paths, token)
-    for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference):
+    for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference, compare, studies):
         page.register(cockpit)
     api.register(app, cockpit)
+    api_compare.register(app, cockpit)
     # In a worker thread: the server answers at once while the listings fill.
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     # No request to the cockpit is larger than an audio upload plus its multipart framing.

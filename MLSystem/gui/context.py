@@ -13,8 +13,10 @@ from MLSystem.jobs import Job, Status
 from MLSystem.paths import ProjectPaths
 from MLSystem.queue_store import JobQueue
 from MLSystem.registry import Registry
+from MLSystem.tune.store import list_study_names
 
 ETA_TTL_S = 10.0  # ETAs scan the experiment listing and the queue: recomputed at most this often
+VERIFY_AFTER_S = 30.0  # the index's full check (catches hand edits) runs this long after startup
 
 
 @dataclass
@@ -40,11 +42,17 @@ class Cockpit:
         return Registry.load(self.paths)
 
     def warm_up(self) -> None:
-        """Fill the experiment listing and the ETAs before the first visitor needs them
-        (blocking: a 10,000-experiment project costs about a second of disk reads)."""
-        self.experiments.rows()
+        """Bring the experiments' query index up to date and fill the ETAs before the first
+        visitor needs them, then import Optuna if there are studies (~2 s); the full check of the
+        index against every folder (hand edits) waits ``VERIFY_AFTER_S`` so that it does not slow
+        the first pages down (blocking: call from a worker thread)."""
+        self.experiments.indexed()  # builds the index if it is missing (once: ~25 s at 100,000)
         jobs = self.queue().list([Status.RUNNING, Status.PENDING])
         self.etas(jobs)
+        if list_study_names(self.paths):
+            import optuna.importance  # noqa: F401
+        time.sleep(VERIFY_AFTER_S)
+        self.experiments.verify()
 
     def etas(self, jobs: list[Job]) -> dict[str, Eta]:
         """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread)."""

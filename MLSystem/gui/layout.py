@@ -10,7 +10,8 @@ from nicegui import ui
 from MLSystem.records import Action
 
 NAV = (("Add job", "/", "add_circle"), ("Queue", "/queue", "list"), ("Live", "/live", "monitor_heart"),
-       ("Experiments", "/experiments", "science"), ("Checkpoints", "/checkpoints", "save"),
+       ("Experiments", "/experiments", "science"), ("Studies", "/studies", "insights"),
+       ("Checkpoints", "/checkpoints", "save"),
        ("Inference", "/inference", "mic"), ("API", "/docs", "api"))
 
 

@@ -51,14 +51,34 @@ class ExperimentTable:
             self.sort = ui.select(list(SORT_KEYS), label="Sort by", value="updated",
                                   on_change=self.filter_changed).classes("w-36").mark("exp-sort")
             self.descending = ui.switch("Descending", value=True, on_change=self.filter_changed).mark("exp-desc")
-        self.count = ui.label().mark("exp-count")
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full").props(
+        with ui.row().classes("items-center gap-3"):
+            self.count = ui.label().mark("exp-count")
+            # Tick rows (kept across pages and filters) and compare them side by side.
+            self.compare = ui.button("Compare selected", icon="compare_arrows", on_click=self.open_compare).props(
+                "dense no-caps").mark("exp-compare")
+            self.compare.disable()
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id", selection="multiple",
+                              on_select=self.selection_changed).classes("w-full").props(
             "dense flat :rows-per-page-options=[0] hide-pagination loading").mark("exp-table")
         self.table.props(f'no-data-label="{LOADING}"')
+        self.chosen: list[str] = []
         self.table.add_slot("body-cell-id", r'''
             <q-td :props="props"><a :href="'/experiments/' + props.value" class="font-mono text-blue-700">{{ props.value }}</a></q-td>''')
         self.table.on("rowClick", lambda e: ui.navigate.to(f"/experiments/{e.args[1]['id']}"))
-        self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self.reload).mark("exp-pages")
+        # max-pages: 2,000 page buttons (100,000 experiments) would cost the browser seconds
+        self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self.reload).props(
+            "max-pages=9 boundary-numbers").mark("exp-pages")
+
+    def selection_changed(self, e) -> None:
+        shown = {r["id"] for r in self.table.rows}
+        picked = {r["id"] for r in self.table.selected}
+        self.chosen = [i for i in self.chosen if i not in shown or i in picked] + \
+            [r["id"] for r in self.table.selected if r["id"] not in self.chosen]
+        self.compare.text = f"Compare selected ({len(self.chosen)})" if self.chosen else "Compare selected"
+        self.compare.enable() if len(self.chosen) >= 2 else self.compare.disable()
+
+    def open_compare(self) -> None:
+        ui.navigate.to("/compare?ids=" + ",".join(self.chosen))
 
     async def filter_changed(self) -> None:
         if self.pagination.value != 1:
@@ -92,6 +112,7 @@ class ExperimentTable:
             r["created"], r["updated"] = short_time(r["created"]), short_time(r["updated"])
         self.table.rows = page.rows
         self.table.props(f'no-data-label="{EMPTY}"', remove="loading")
+        self.table.selected = [r for r in page.rows if r["id"] in self.chosen]
         self.table.update()
         self.count.text = f"{page.total} experiment{'s' if page.total != 1 else ''}"
 
