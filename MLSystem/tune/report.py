@@ -61,8 +61,11 @@ def study_summary(paths: ProjectPaths, name: str, *, importance: bool = True) ->
 
 def param_importance(study) -> dict[str, float]:
     """Optuna's parameter importance (PED-ANOVA: no extra packages); {} when it cannot tell."""
+    import warnings
+
     import optuna
 
+    warnings.filterwarnings("ignore", message=".*quantiles select the same set of trials.*")  # few trials
     try:
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
         return {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
