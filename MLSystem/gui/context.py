@@ -16,7 +16,7 @@ from MLSystem.registry import Registry
 from MLSystem.tune.store import list_study_names
 
 ETA_TTL_S = 10.0  # ETAs scan the experiment listing and the queue: recomputed at most this often
-VERIFY_AFTER_S = 30.0  # the index's full check (catches hand edits) runs this long after startup
+VERIFY_AFTER_S = 60.0  # the index's full check (catches hand edits) runs this often, first after startup
 
 
 @dataclass
@@ -43,16 +43,18 @@ class Cockpit:
 
     def warm_up(self) -> None:
         """Bring the experiments' query index up to date and fill the ETAs before the first
-        visitor needs them, then import Optuna if there are studies (~2 s); the full check of the
-        index against every folder (hand edits) waits ``VERIFY_AFTER_S`` so that it does not slow
-        the first pages down (blocking: call from a worker thread)."""
+        visitor needs them, then import Optuna if there are studies (~2 s); then, every
+        ``VERIFY_AFTER_S``, the full check of the index against every folder (hand edits; the
+        first one waits too, so that it does not slow the first pages down). Never returns: run it
+        in a daemon thread."""
         self.experiments.indexed()  # builds the index if it is missing (once: ~25 s at 100,000)
         jobs = self.queue().list([Status.RUNNING, Status.PENDING])
         self.etas(jobs)
         if list_study_names(self.paths):
             import optuna.importance  # noqa: F401
-        time.sleep(VERIFY_AFTER_S)
-        self.experiments.verify()
+        while True:  # a daemon thread: ends with the cockpit
+            time.sleep(VERIFY_AFTER_S)
+            self.experiments.verify()
 
     def etas(self, jobs: list[Job]) -> dict[str, Eta]:
         """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread)."""
