@@ -104,7 +104,8 @@ def _row_from_files(d: str, name: str, stamp: str) -> tuple | None:
     ident = record.identity or {}
     values = {**(ident.get("params") or {}), **(record.identity_values or {})}
     secs = None if "epoch_seconds" in record.missing else record.epoch_seconds
-    return (name, record.dataset or "", record.model or "", record.adapter or "", str(record.status or ""), done,
+    sel = {k: getattr(record, k, None) or ident.get(k) or "" for k in ("dataset", "model", "adapter")}
+    return (name, sel["dataset"], sel["model"], sel["adapter"], str(record.status or ""), done,
             target, record.created or "", record.updated or "", record.parent, ident.get("init_from"),
             json.dumps(values, separators=(",", ":"), default=str),
             float(secs) if isinstance(secs, (int, float)) else None, record.error,
