@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from nicegui import app
 
+from MLSystem.events import routes as event_routes
 from MLSystem.gui import api, api_compare
 from MLSystem.gui.auth import TokenMiddleware
 from MLSystem.gui.context import Cockpit
@@ -36,6 +37,7 @@ def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0
         page.register(cockpit)
     api.register(app, cockpit)
     api_compare.register(app, cockpit)
+    event_routes.register(app, paths)  # /api/ws, /api/events
     # In a worker thread: the server answers at once while the listings fill.
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     # No request to the cockpit is larger than an audio upload plus its multipart framing.
