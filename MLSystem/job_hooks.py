@@ -26,6 +26,7 @@ log = logging.getLogger("MLSystem.hooks")
 # Owners append here; order is the call order.
 FACTORIES: list[str] = [
     "MLSystem.tune.hook:make_hook",  # studies: tell trials, ask the next ones, prune
+    "MLSystem.events.notify:factory",  # webhooks when jobs end (configs/notify.yaml, --notify)
 ]
 
 POLL_INTERVAL_S = 1.0

@@ -430,7 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads per job (default: cores / slots when slots > 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per event line")
+    parser.add_argument("--notify", action="append", default=[], metavar="URL",
+                        help="POST a JSON notification here when a job ends or the queue drains (repeatable; "
+                             "also configs/notify.yaml and $MLSYSTEM_NOTIFY)")
     args = parser.parse_args(argv)
+    if args.notify:
+        from MLSystem.events.notify import NOTIFY_ENV
+
+        os.environ[NOTIFY_ENV] = "\n".join([os.environ.get(NOTIFY_ENV, ""), *args.notify]).strip()
     if args.wait < 0:
         parser.error("--wait: must be >= 0 seconds")
     try:
