@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from MLSystem.events import schema
 from MLSystem.events.journal import Journal
@@ -37,6 +37,8 @@ class Broker:
         self.source: EventSource | None = None
         self._changed: asyncio.Event | None = None
         self.clients = 0
+        # True once the server is shutting down: streams end (a server waits for open responses).
+        self.closing: Callable[[], bool] = lambda: False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -71,17 +73,22 @@ class Broker:
         assert self._changed is not None, "Broker.start() first"
         cursor = self.last if since is None else since
         self.clients += 1
+        idle = 0.0
         try:
-            while True:
+            while not self.closing():
                 changed = self._changed
                 if cursor >= self.last:
                     if not follow:
                         return
                     try:
-                        await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                        await asyncio.wait_for(changed.wait(), 1.0)
                     except asyncio.TimeoutError:
-                        yield None
+                        idle += 1.0
+                        if idle >= KEEPALIVE_S:
+                            idle = 0.0
+                            yield None
                     continue
+                idle = 0.0
                 batch = self._from_ring(cursor)
                 if batch is None:
                     batch = await asyncio.to_thread(self.journal.read_since, cursor, DISK_BATCH)

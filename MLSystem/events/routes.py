@@ -41,9 +41,16 @@ class EventStreamResponse(StreamingResponse):
             await super().stream_response(bounded)
 
 
+def _server_exiting() -> bool:
+    from nicegui.server import Server
+
+    return bool(getattr(getattr(Server, "instance", None), "should_exit", False))
+
+
 def register(app, paths: ProjectPaths) -> Broker:
     """Add the event routes to ``app`` and run one :class:`Broker` for its lifetime."""
     broker = Broker(paths)
+    broker.closing = _server_exiting
     app.on_startup(broker.start)  # NiceGUI's app: run on the server's event loop
     app.on_shutdown(broker.stop)
 
