@@ -3,6 +3,7 @@ traversal are refused, a token (when set) guards every route, oversized uploads 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -83,6 +84,10 @@ async def _all_operations(client: httpx.AsyncClient, root, ids: dict[str, str]) 
     StudyStore(q.project, "s1").write_spec(StudySpec("s1", ["lr=interval(0.01, 0.1)"], "val_acc", "max", 3))
     assert (await call("GET", "/api/studies", "/api/studies")).json()["studies"][0]["name"] == "s1"
     assert (await call("GET", "/api/studies/{name}", "/api/studies/s1")).json()["n_trials"] == 0
+    r = await call("GET", "/api/events", "/api/events", params={"since": 0, "follow": "false"})
+    assert r.headers["content-type"].startswith("text/event-stream")
+    seen = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    assert {(e["type"], e["job_id"]) for e in seen[:2]} == {("queued", a), ("queued", b)}  # the sweep above
     # Last: the runner starts detached and drains what the calls above queued; drain it at once.
     r = await call("POST", "/api/runner/start", "/api/runner/start", json={"slots": 2})
     assert r.json()["options"]["slots"] == 2

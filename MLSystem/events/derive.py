@@ -117,6 +117,10 @@ class _Folder:
         return [job for _, job in self.files.values() if job is not None]
 
 
+def _when(job: Job) -> tuple:
+    return (parse_iso(job.ended or job.started or job.created) or 0.0, job.position, job.id)
+
+
 def _load(path: str) -> Job | None:
     """A job file, read without the queue lock (job files are replaced atomically); a file that is
     not a valid job is the queue store's to quarantine, not ours."""
@@ -216,7 +220,8 @@ class Deriver:
         for folder in self.folders.values():
             folder.scan(now)
         current = self._current()
-        for job in current.values():
+        # What happened between two polls is announced in the order it happened.
+        for job in sorted(current.values(), key=_when):
             self._job(job)
         for jid in list(self.state.jobs):
             if jid in current:
@@ -318,6 +323,7 @@ class Deriver:
             t = row.get("time")
             if not in_run(t):
                 continue
+            t = round(t, 3)  # as events carry it (a replayed state compares with event times)
             kind = row_kind(row)
             if kind == "event":
                 if t <= f.run_time:
