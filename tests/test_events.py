@@ -165,6 +165,26 @@ def test_a_leader_killed_between_append_and_snapshot_does_not_repeat_events(path
     b.stop()
 
 
+def test_a_first_leader_announces_only_what_comes_after_it(paths):
+    q, got = JobQueue(paths), Collect()
+    done = add(q)
+    run_job(q, done)
+    q.complete(q.running(done), Status.FINISHED, ended=now_iso(), exit_code=0, note="old")
+    jid = add(q)
+    run_job(q, jid)
+    fake_training(paths.experiment(EID).dir, steps=4)  # before anyone watched
+    s = EventSource(paths, got)
+    s.step()
+    assert got.events == []
+    with open(paths.experiment(EID).metrics, "a") as fh:
+        fh.write(json.dumps({"step": 5, "epoch": 0, "loss": 0.2, "lr": 0.1, "time": time.time()}) + "\n")
+    s.step()
+    q.complete(q.running(jid), Status.FINISHED, ended=now_iso(), exit_code=0, note="ok")
+    s.step()
+    assert got.types() == ["progress", "status", "finished"] and got.events[0]["payload"]["step"] == 5
+    s.stop()
+
+
 def test_resume_rewrites_do_not_repeat_rows(paths):
     """A resume truncates metrics.jsonl (a new inode): rows already sent are not sent again."""
     q, got = JobQueue(paths), Collect()

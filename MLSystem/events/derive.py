@@ -32,7 +32,6 @@ from MLSystem.utils.atomic import read_json
 from MLSystem.utils.tail import FileTail
 
 SAMPLES_FILE = "samples.jsonl"
-RECENT_S = 1.0  # re-list a folder while its mtime is this recent (coarse mtimes can hide a change)
 GONE_S = 2.0  # a job missing this long was deleted (a requeue moves it between two listings)
 TERMINAL = (Status.FINISHED.value, Status.FAILED.value, Status.STOPPED.value)
 _BOOKKEEPING = {"step", "epoch", "kind", "time", "epoch_time"}
@@ -82,24 +81,45 @@ def error_line(text: str) -> str:
     return (errors or lines or ["failed"])[-1]
 
 
+@dataclass
+class _Entry:
+    """One job file as last listed. Only pending and running jobs are kept whole: a 100k-job
+    history costs a small tuple each, and a finished job is re-read only if it changes."""
+
+    id: str
+    status: str
+    run: int
+    spawned: bool  # running with its process started
+    when: tuple
+    path: str
+    job: Job | None
+
+
 class _Folder:
     """One queue folder, re-listed only when it changed."""
 
-    def __init__(self, path):
+    def __init__(self, path, status: str):
         self.path = path
+        self.status = status
+        self.keep = status not in TERMINAL
         self.mtime = -1
-        self.files: dict[str, tuple[tuple, Job | None]] = {}
+        self.recheck = False
+        self.files: dict[str, tuple[tuple, _Entry | None]] = {}
 
-    def scan(self, now: float) -> None:
+    def scan(self) -> bool:
+        """Re-list if the folder changed; True if it did. Each change is listed twice, the second
+        time at the next poll: mtimes are coarse (a clock tick), so a second change within the
+        same tick as the first listing would not move the mtime again."""
         try:
             mtime = os.stat(self.path).st_mtime_ns
         except FileNotFoundError:
-            self.files = {}
-            return
-        if mtime == self.mtime and now - mtime / 1e9 > RECENT_S:
-            return
+            changed, self.files, self.mtime = bool(self.files), {}, -1
+            return changed
+        if mtime == self.mtime and not self.recheck:
+            return False
+        self.recheck = mtime != self.mtime
         self.mtime = mtime
-        seen: dict[str, tuple[tuple, Job | None]] = {}
+        seen: dict[str, tuple[tuple, _Entry | None]] = {}
         with contextlib.suppress(FileNotFoundError), os.scandir(self.path) as it:
             for entry in it:
                 if entry.name.startswith(".") or not entry.name.endswith(".json"):
@@ -110,26 +130,37 @@ class _Folder:
                     continue
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
                 old = self.files.get(entry.name)
-                seen[entry.name] = old if old and old[0] == key else (key, _load(entry.path))
+                seen[entry.name] = old if old and old[0] == key else (key, self._entry(entry.path))
+        changed = seen.keys() != self.files.keys() or any(seen[k] is not self.files[k] for k in seen)
         self.files = seen
+        return changed
 
-    def jobs(self) -> list[Job]:
-        return [job for _, job in self.files.values() if job is not None]
+    def _entry(self, path: str) -> _Entry | None:
+        job = _load(path, self.status)
+        if job is None:
+            return None
+        return _Entry(job.id, self.status, run_number(job), job.pid is not None, _when(job), path,
+                      job if self.keep else None)
+
+    def entries(self) -> list[_Entry]:
+        return [e for _, e in self.files.values() if e is not None]
 
 
 def _when(job: Job) -> tuple:
     return (parse_iso(job.ended or job.started or job.created) or 0.0, job.position, job.id)
 
 
-def _load(path: str) -> Job | None:
+def _load(path: str, status: str) -> Job | None:
     """A job file, read without the queue lock (job files are replaced atomically); a file that is
     not a valid job is the queue store's to quarantine, not ours."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-        return job_from_dict(data, expect_id=os.path.basename(path)[:-5])
+        job = job_from_dict(data, expect_id=os.path.basename(path)[:-5])
     except (OSError, ValueError):
         return None
+    job.status = status  # the folder is the truth
+    return job
 
 
 class _Readers:
@@ -152,9 +183,10 @@ class Deriver:
         self.paths = paths
         self.qpaths = QueuePaths(paths.queue)
         self.state = state or DeriveState()
-        self.folders = {s.value: _Folder(self.qpaths.dir(s)) for s in Status}
+        self.folders = {s.value: _Folder(self.qpaths.dir(s), s.value) for s in Status}
         self.readers: dict[str, _Readers] = {}
         self.missing: dict[str, float] = {}
+        self.current: dict[str, _Entry] = {}
         self.out: list[dict[str, Any]] = []
         self.dirty = False
 
@@ -201,12 +233,14 @@ class Deriver:
         """First leader of a project: remember what exists without announcing history."""
         now = time.time()
         for folder in self.folders.values():
-            folder.scan(now)
-        for job in self._current().values():
-            if job.status == Status.RUNNING.value and job.pid is None:
+            folder.scan()
+        self.current = self._current()
+        for entry in self.current.values():
+            if entry.status == Status.RUNNING.value and not entry.spawned:
                 continue
-            self.state.jobs[job.id] = [job.status, run_number(job)]
-            if job.status == Status.RUNNING.value and job.experiment_id:
+            self.state.jobs[entry.id] = [entry.status, entry.run]
+            job = entry.job
+            if job is not None and job.status == Status.RUNNING.value and job.experiment_id:
                 # already training: from now on (its past was never announced)
                 self.state.follows[job.id] = Follow(job.experiment_id, since=now, run_time=now,
                                                     val_epoch=job.epochs_before or 0,
@@ -217,43 +251,46 @@ class Deriver:
     def poll(self) -> list[dict[str, Any]]:
         self.out = []
         now = time.time()
-        for folder in self.folders.values():
-            folder.scan(now)
-        current = self._current()
-        # What happened between two polls is announced in the order it happened.
-        for job in sorted(current.values(), key=_when):
-            self._job(job)
-        for jid in list(self.state.jobs):
-            if jid in current:
-                self.missing.pop(jid, None)
-            elif now - self.missing.setdefault(jid, now) > GONE_S:  # deleted
-                self.state.jobs.pop(jid, None)
-                self.state.follows.pop(jid, None)
-                self.readers.pop(jid, None)
-                self.missing.pop(jid, None)
-                self.dirty = True
+        changed = [folder.scan() for folder in self.folders.values()]
+        if any(changed) or self.missing:  # unchanged folders: nothing to compare (a 100k history is free)
+            current = self.current = self._current()
+            jobs = self.state.jobs
+            todo = [e for e in current.values() if jobs.get(e.id) != [e.status, e.run]
+                    and not (e.status == Status.RUNNING.value and not e.spawned)]  # claimed, not spawned yet
+            # What happened between two polls is announced in the order it happened.
+            for entry in sorted(todo, key=lambda e: e.when):
+                job = entry.job or _load(entry.path, entry.status)
+                if job is not None:
+                    self._job(job)
+            if len(jobs) > len(current) or self.missing:
+                for jid in [j for j in jobs if j not in current]:
+                    if now - self.missing.setdefault(jid, now) > GONE_S:  # deleted
+                        jobs.pop(jid, None)
+                        self.state.follows.pop(jid, None)
+                        self.readers.pop(jid, None)
+                        self.missing.pop(jid, None)
+                        self.dirty = True
+                for jid in [j for j in self.missing if j in current]:
+                    self.missing.pop(jid)
+        current = self.current
         for jid, follow in list(self.state.follows.items()):
-            if jid in current and current[jid].status == Status.RUNNING.value:
-                self._training(current[jid], follow)
+            entry = current.get(jid)
+            if entry is not None and entry.job is not None and entry.status == Status.RUNNING.value:
+                self._training(entry.job, follow)
         self._runner(current)
         return self.out
 
-    def _current(self) -> dict[str, Job]:
+    def _current(self) -> dict[str, _Entry]:
         """Every job by id; a job listed twice (moved between two listings) counts where it went."""
-        out: dict[str, Job] = {}
+        out: dict[str, _Entry] = {}
         for status in Status:  # lifecycle order: a later folder wins
-            for job in self.folders[status.value].jobs():
-                job.status = status.value
-                out[job.id] = job
+            for entry in self.folders[status.value].entries():
+                out[entry.id] = entry
         return out
 
     def _job(self, job: Job) -> None:
         prev = self.state.jobs.get(job.id)
         status, run = job.status, run_number(job)
-        if job.status == Status.RUNNING.value and job.pid is None:
-            return  # claimed, process not spawned yet
-        if prev == [status, run]:
-            return
         if prev is None:
             self._emit("queued", parse_iso(job.created) or time.time(), self._queued_payload(job), job)
             prev = self.state.jobs[job.id]
@@ -374,13 +411,13 @@ class Deriver:
             message = f"training started: {verb} at epoch {epoch + 1} (step {step}), {total} epochs in all"
         return {"message": message, "run_kind": kind, "step": step, "epoch": epoch + 1, "max_epochs": total}
 
-    def _runner(self, current: dict[str, Job]) -> None:
+    def _runner(self, current: dict[str, _Entry]) -> None:
         pid = (read_json(self.qpaths.runner_info) or {}).get("pid") if self.qpaths.runner_info.exists() else None
         if pid is not None:
             if pid != self.state.runner_pid:
                 self.state.runner_pid, self.dirty = pid, True
             return
         if self.state.runner_pid is not None:
-            pending = [j for j in current.values() if j.status == Status.PENDING.value]
+            pending = [e.job for e in current.values() if e.status == Status.PENDING.value and e.job]
             self._emit("drained", time.time(), {"pending": sum(not j.held for j in pending),
                                                 "held": sum(j.held for j in pending)})

@@ -9,6 +9,7 @@ that was deriving exits, another one carries on within a poll.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any, Callable
 from MLSystem.events.derive import DeriveState, Deriver
 from MLSystem.events.journal import Journal, JournalTail
 from MLSystem.paths import ProjectPaths
-from MLSystem.utils.atomic import atomic_write_json, read_json
+from MLSystem.utils.atomic import atomic_write_text, read_json
 
 log = logging.getLogger("MLSystem.events")
 
@@ -144,7 +145,8 @@ class EventSource:
     def _save(self) -> None:
         if self.deriver is None:
             return
-        atomic_write_json(self.journal.paths.state, self.deriver.state.to_json())
+        # compact: with a long job history this is megabytes, rewritten every few seconds
+        atomic_write_text(self.journal.paths.state, json.dumps(self.deriver.state.to_json(), separators=(",", ":")))
         self.deriver.dirty = False
         self._saved = time.monotonic()
 
