@@ -71,7 +71,8 @@ class Broker:
         """Events after ``since`` (default: from now) matching the filters, then live ones.
         Yields ``None`` every ``KEEPALIVE_S`` without events (transports send a keep-alive)."""
         assert self._changed is not None, "Broker.start() first"
-        cursor = self.last if since is None else since
+        # A seq from the future (the journal was deleted since): from now on.
+        cursor = self.last if since is None else min(since, self.last)
         self.clients += 1
         idle = 0.0
         try:
