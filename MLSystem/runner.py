@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.events.notify import NOTIFY_ENV
 from MLSystem.executor import Executor, LocalExecutor, Run
 from MLSystem.experiment_store import lease_holder, trained_epochs
 from MLSystem.job_hooks import Hooks
@@ -435,8 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "also configs/notify.yaml and $MLSYSTEM_NOTIFY)")
     args = parser.parse_args(argv)
     if args.notify:
-        from MLSystem.events.notify import NOTIFY_ENV
-
         os.environ[NOTIFY_ENV] = "\n".join([os.environ.get(NOTIFY_ENV, ""), *args.notify]).strip()
     if args.wait < 0:
         parser.error("--wait: must be >= 0 seconds")

@@ -15,6 +15,9 @@ import sys
 from typing import Sequence
 
 from MLSystem.events import schema
+from MLSystem.events.journal import Journal
+from MLSystem.events.source import EventSource
+from MLSystem.paths import ProjectPaths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,10 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.since is not None and args.since < 0:
         parser.error("--since: must be >= 0")
-
-    from MLSystem.events.journal import Journal
-    from MLSystem.events.source import EventSource
-    from MLSystem.paths import ProjectPaths
 
     paths = ProjectPaths.discover()
     if not paths.queue.is_dir() and not paths.output.is_dir():

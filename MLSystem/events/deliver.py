@@ -4,7 +4,7 @@
 success; a network error, a timeout, 429 or 5xx is retried after 1, 2, 4, 8… s (at most
 ``retries`` times, ``MAX_TOTAL_S`` in all); another 4xx is not (the request itself is wrong).
 Prints one line per outcome (the runner sends it to ``queue/logs/notify.log``) naming only the
-receiver's host. Standard library only, so it starts in a few tens of milliseconds.
+receiver's host. No torch, no NiceGUI: it starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
+
+from MLSystem.events.notify import redact
 
 MAX_TOTAL_S = 120.0
 BACKOFF_CAP_S = 30.0
@@ -35,8 +37,6 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
 
 
 def deliver(order: dict) -> bool:
-    from MLSystem.events.notify import redact
-
     url, where = order["url"], redact(order["url"])
     body = json.dumps(order["body"], default=str).encode()
     what = f"{order['body'].get('event')} {order['body'].get('job_id') or ''}".strip()

@@ -75,12 +75,6 @@ def run_number(job: Job) -> int:
     return len(job.history) + (1 if job.status == Status.RUNNING.value else 0)
 
 
-def error_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error")]
-    return (errors or lines or ["failed"])[-1]
-
-
 @dataclass
 class _Entry:
     """One job file as last listed. Only pending and running jobs are kept whole: a 100k-job
@@ -324,7 +318,7 @@ class Deriver:
             self._emit("status", ended, {"status": "completed", "message": job.note}, job)
             self._emit("finished", ended, {**end, "epochs_done": job.epochs_done}, job)
         elif status == Status.FAILED.value:
-            self._emit("error", ended, {"message": error_line(job.error or job.note), "detail": job.error,
+            self._emit("error", ended, {"message": schema.error_line(job.error or job.note), "detail": job.error,
                                         "exit_code": job.exit_code, "signal": job.signal}, job)
             self._emit("failed", ended, {**end, "signal": job.signal}, job)
         else:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from MLSystem.events.schema import error_line
 from MLSystem.paths import ProjectPaths
 
 NOTIFY_ENV = "MLSYSTEM_NOTIFY"
@@ -125,8 +126,6 @@ def message(event: str, job: Any = None, counts: dict[str, int] | None = None, p
     head = {"finished": "finished", "failed": "FAILED", "stopped": "stopped"}[event]
     detail = job.note or ""
     if event == "failed" and job.error:
-        from MLSystem.events.derive import error_line
-
         detail = error_line(job.error)
     return {"text": f"MLSystem: {job.id} {head} ({what}{exp}) on {host}: {detail}".strip(),
             "event": event, "job_id": job.id, "experiment_id": job.experiment_id, "status": job.status,

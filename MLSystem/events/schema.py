@@ -42,6 +42,14 @@ QUEUE_TYPES = ("queued", "started", "finished", "failed", "stopped", "drained")
 GAP = "gap"
 
 
+def error_line(text: str | None) -> str:
+    """The line of a failed job's log tail that says what went wrong: the last ``error…`` line,
+    else the last line."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    return (errors or lines or ["failed"])[-1]
+
+
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
 
