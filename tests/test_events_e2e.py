@@ -4,7 +4,7 @@
   epoch -> status -> finished; error + failed; status stopped), the terminal follower numbers them
   the same, and a client that drops mid-run and reconnects with ``since`` misses nothing.
 * 20 clients (ws and SSE), one of them never reading: the others keep <= 1 s latency and the
-  stuck one is dropped; without the token nothing is served.
+  stuck one is dropped (a stuck SSE client too); without the token nothing is served.
 """
 
 from __future__ import annotations
@@ -205,6 +205,11 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
         assert httpx.get(f"http://127.0.0.1:{cockpit.port}/api/events?follow=false").status_code == 401
 
         stuck = _raw_stuck_client(cockpit.port, "since=0")
+        stuck_sse = socket.socket()  # the same over SSE
+        stuck_sse.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck_sse.connect(("127.0.0.1", cockpit.port))
+        stuck_sse.sendall(f"GET /api/events?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{cockpit.port}\r\n"
+                          f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
         auth = {"Authorization": f"Bearer {TOKEN}"}
         readers = [Client(cockpit.ws(), headers=auth) for _ in range(18)]
         sse = SseClient(f"http://127.0.0.1:{cockpit.port}/api/events")
@@ -228,10 +233,11 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
         everyone = readers + [sse]
         wait_for(lambda: all(sum(e["type"] == "progress" for _, e in r.got) >= n for r in everyone), 60,
                  "every reader to receive every step")
-        # The stuck client was dropped: its socket reaches EOF when read now.
-        stuck.settimeout(60)
-        while stuck.recv(1 << 20):
-            pass
+        # The stuck clients were dropped: their sockets reach EOF when read now.
+        for sock in (stuck, stuck_sse):
+            sock.settimeout(60)
+            while sock.recv(1 << 20):
+                pass
     finally:
         cockpit.close()
     for r in everyone:
