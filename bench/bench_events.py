@@ -105,7 +105,9 @@ class Clients(threading.Thread):
 
 
 def fake_running_job(root: Path, eid: str) -> str:
-    from MLSystem.job_queue import Job, JobQueue, new_job_id, now_iso
+    from MLSystem.jobs import Job, new_job_id
+    from MLSystem.queue_store import JobQueue
+    from MLSystem.utils.clock import now_iso
     from MLSystem.paths import ProjectPaths
 
     q = JobQueue(ProjectPaths.discover(root))
@@ -116,7 +118,9 @@ def fake_running_job(root: Path, eid: str) -> str:
 
 
 def bench_latency(root: Path, port: int, n_clients: int, rows: int, eid: str) -> tuple[float, float, float]:
-    from MLSystem.job_queue import JobQueue, Status, now_iso
+    from MLSystem.jobs import Status
+    from MLSystem.queue_store import JobQueue
+    from MLSystem.utils.clock import now_iso
     from MLSystem.paths import ProjectPaths
 
     clients = Clients(f"ws://127.0.0.1:{port}/api/ws?experiment={eid}", n_clients)
@@ -160,7 +164,8 @@ def cpu_seconds(pid: int) -> float:
 def bench_history(root: Path, n: int) -> tuple[float, float]:
     """(seconds per idle poll, seconds for the first poll) with n finished jobs on disk."""
     from MLSystem.events.derive import Deriver
-    from MLSystem.job_queue import Job, QueuePaths, Status, new_job_id, now_iso
+    from MLSystem.jobs import Job, QueuePaths, Status, new_job_id
+    from MLSystem.utils.clock import now_iso
     from MLSystem.paths import ProjectPaths
     from MLSystem.utils.atomic import atomic_write_text
 

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("config merge", ["MLSystem.config_merge"]),
     ("stores", ["MLSystem.experiment_store", "MLSystem.runner_record", "MLSystem.queue_files",
                 "MLSystem.queue_store"]),
+    ("events", ["MLSystem.events", "MLSystem.events.*"]),
     ("checkpoints, ETA", ["MLSystem.checkpoint_manager", "MLSystem.experiment_index", "MLSystem.eta"]),
     ("builder", ["MLSystem.builder"]),
     ("entry points", ["MLSystem.execute_train", "MLSystem.loader", "MLSystem.inspector", "MLSystem.submit",

@@ -14,7 +14,9 @@ from MLSystem.events import journal as journal_mod
 from MLSystem.events import schema
 from MLSystem.events.journal import Journal
 from MLSystem.events.source import EventSource
-from MLSystem.job_queue import Job, JobQueue, Status, new_job_id, now_iso
+from MLSystem.jobs import Job, Status, new_job_id
+from MLSystem.queue_store import JobQueue
+from MLSystem.utils.clock import now_iso
 from MLSystem.paths import ProjectPaths
 
 EID = "abcdef123456"

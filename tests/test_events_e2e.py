@@ -25,7 +25,9 @@ from conftest import FAST, cli_env, run_cli, wait_for
 
 from MLSystem.events import schema
 from MLSystem.events.journal import Journal
-from MLSystem.job_queue import Job, JobQueue, new_job_id, now_iso
+from MLSystem.jobs import Job, new_job_id
+from MLSystem.queue_store import JobQueue
+from MLSystem.utils.clock import now_iso
 from MLSystem.paths import ProjectPaths
 from MLSystem.submit import submit
 

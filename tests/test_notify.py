@@ -14,7 +14,9 @@ import pytest
 from conftest import FAST, cli_env, run_cli, wait_for
 
 from MLSystem.events.notify import Webhook, load_webhooks, redact
-from MLSystem.job_queue import Job, JobQueue, new_job_id, now_iso, parse_iso
+from MLSystem.jobs import Job, new_job_id
+from MLSystem.queue_store import JobQueue
+from MLSystem.utils.clock import now_iso, parse_iso
 from MLSystem.paths import ProjectPaths
 from MLSystem.submit import submit
 

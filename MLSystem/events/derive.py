@@ -18,17 +18,18 @@ Nothing here runs inside training.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from MLSystem.events import schema
-from MLSystem.job_queue import Job, QueuePaths, Status, job_from_dict, parse_iso
+from MLSystem.jobs import Job, QueuePaths, Status
 from MLSystem.metrics_reader import MetricsTail, parse_rows, row_kind
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_files import read_job_file
 from MLSystem.utils.atomic import read_json
+from MLSystem.utils.clock import parse_iso
 from MLSystem.utils.tail import FileTail
 
 SAMPLES_FILE = "samples.jsonl"
@@ -146,12 +147,9 @@ def _when(job: Job) -> tuple:
 
 def _load(path: str, status: str) -> Job | None:
     """A job file, read without the queue lock (job files are replaced atomically); a file that is
-    not a valid job is the queue store's to quarantine, not ours."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        job = job_from_dict(data, expect_id=os.path.basename(path)[:-5])
-    except (OSError, ValueError):
+    not a valid job (or not ours to read) is the queue store's to deal with, not ours."""
+    job = read_job_file(path)
+    if not isinstance(job, Job):
         return None
     job.status = status  # the folder is the truth
     return job
