@@ -62,10 +62,18 @@ class Cockpit:
     def ws(self, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/api/ws" + (f"?{query}" if query else "")
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stop it like Ctrl-C would; False if it did not exit within 30 s (open streams must end)."""
         self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
+        try:
+            self.proc.wait(timeout=30)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return False
+        finally:
+            self.log.close()
 
 
 class Client(threading.Thread):
@@ -131,7 +139,8 @@ def test_ws_follows_jobs_through_the_runner_in_order(project):
         again = Client(cockpit.ws(f"since={since}"), stop_when=lambda e: e["type"] == "drained")
         assert again.closed.wait(60)
     finally:
-        cockpit.close()
+        exited = cockpit.close()
+    assert exited, "the cockpit did not exit on SIGTERM"
 
     events = watcher.events()
     seqs = [e["seq"] for e in events]
@@ -233,15 +242,24 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
                 fh.flush()
                 time.sleep(0.1 if step < 60 else 0.02)
         everyone = readers + [sse]
-        wait_for(lambda: all(sum(e["type"] == "progress" for _, e in r.got) >= n for r in everyone), 60,
-                 "every reader to receive every step")
+
+        def counts() -> list[int]:
+            return [sum(e["type"] == "progress" for _, e in r.got) for r in everyone]
+        try:
+            wait_for(lambda: min(counts()) >= n, 60, "every reader to receive every step")
+        except AssertionError:
+            closed = [r.closed.is_set() for r in readers]
+            raise AssertionError(f"progress events per reader (last is SSE): {counts()}, ws closed: {closed}, "
+                                 f"last types: {[[e['type'] for _, e in r.got][-3:] for r in everyone]}; "
+                                 f"cockpit log: {(project / 'gui.log').read_text()[-3000:]}")
         # The stuck clients were dropped: their sockets reach EOF when read now.
         for sock in (stuck, stuck_sse):
             sock.settimeout(60)
             while sock.recv(1 << 20):
                 pass
     finally:
-        cockpit.close()
+        exited = cockpit.close()
+    assert exited, "the cockpit did not exit on SIGTERM with clients attached"
     for r in everyone:
         lat = sorted(t - e["time"] for t, e in r.got if e["type"] == "progress")
         assert len(lat) == n and lat[-1] <= 1.0, f"latency max {lat[-1]:.2f}s median {lat[len(lat) // 2]:.2f}s"
