@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+TOKEN = "bench-token"
 TRAIN = ["dataset=digits", "model=cnn", "max_epochs=2", "n_train=8192", "n_val=256", "batch_size=32",
          "log_every_n_steps=1"]
 
@@ -55,7 +56,8 @@ def free_port() -> int:
 class Cockpit:
     def __init__(self, root: Path):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "MLSystem.gui_start", "--port", str(self.port),
+                                      "--token", TOKEN],
                                      cwd=root, env=env_for(root), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 90
@@ -88,7 +90,8 @@ class Clients(threading.Thread):
     async def _main(self) -> None:
         from websockets.asyncio.client import connect
 
-        sockets = [await connect(self.url, max_size=None) for _ in range(self.n)]
+        sockets = [await connect(self.url, max_size=None, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+                   for _ in range(self.n)]
         self.ready.set()
 
         async def read(i: int, ws) -> None:

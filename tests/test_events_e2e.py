@@ -118,12 +118,15 @@ def order_of(events: list[dict], job: str) -> list[str]:
     return [e["type"] for e in events if e["job_id"] == job]
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def test_ws_follows_jobs_through_the_runner_in_order(project):
-    cockpit = Cockpit(project)
+    cockpit = Cockpit(project, token=TOKEN)
     try:
         q = JobQueue()
-        watcher = Client(cockpit.ws(), stop_when=lambda e: e["type"] == "drained")
-        dropper = Client(cockpit.ws(), stop_when=lambda e: e["type"] == "progress")  # drops mid-run
+        watcher = Client(cockpit.ws(), AUTH, stop_when=lambda e: e["type"] == "drained")
+        dropper = Client(cockpit.ws(), AUTH, stop_when=lambda e: e["type"] == "progress")  # drops mid-run
         ok = submit(["dataset=digits", "model=cnn", "max_epochs=2", "log_every_n_steps=2", *FAST], priority=3)
         ok_job = ok.queued[0]["job"]
         bad = q.add(Job(id=new_job_id(), kind="train", args=["dataset=digits", "model=nope"], priority=2,
@@ -136,7 +139,7 @@ def test_ws_follows_jobs_through_the_runner_in_order(project):
         wait_for(watcher.closed.is_set, 60, "the drained event")
         assert dropper.closed.wait(5)
         since = dropper.events()[-1]["seq"]
-        again = Client(cockpit.ws(f"since={since}"), stop_when=lambda e: e["type"] == "drained")
+        again = Client(cockpit.ws(f"since={since}"), AUTH, stop_when=lambda e: e["type"] == "drained")
         assert again.closed.wait(60)
     finally:
         exited = cockpit.close()
@@ -221,8 +224,7 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
         stuck_sse.connect(("127.0.0.1", cockpit.port))
         stuck_sse.sendall(f"GET /api/events?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{cockpit.port}\r\n"
                           f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        readers = [Client(cockpit.ws(), headers=auth) for _ in range(18)]
+        readers = [Client(cockpit.ws(), AUTH) for _ in range(18)]
         sse = SseClient(f"http://127.0.0.1:{cockpit.port}/api/events")
         # A running job on a fake experiment: the test writes its metrics rows like training does.
         q = JobQueue(paths)
