@@ -216,6 +216,8 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
 
         with pytest.raises(InvalidStatus):
             connect(cockpit.ws(), open_timeout=10)  # no token: refused like every other route
+        with pytest.raises(InvalidStatus):  # a foreign page's script: refused by the Origin check
+            connect(cockpit.ws(), additional_headers={**AUTH, "Origin": "http://evil.example"}, open_timeout=10)
         assert httpx.get(f"http://127.0.0.1:{cockpit.port}/api/events?follow=false").status_code == 401
 
         stuck = _raw_stuck_client(cockpit.port, "since=0")
