@@ -187,6 +187,30 @@ def test_a_first_leader_announces_only_what_comes_after_it(paths):
     s.stop()
 
 
+def test_a_job_caught_between_its_move_and_its_rewrite_is_announced_once(paths):
+    """The queue files a job by renaming it into failed/ and then rewriting it: a poll between the
+    two sees the old record there, and must wait for the real one."""
+    q, got = JobQueue(paths), Collect()
+    s = EventSource(paths, got)
+    s.step()
+    jid = add(q)
+    run_job(q, jid)
+    s.step()
+    running = q.paths.job_file(Status.RUNNING, jid)
+    failed = q.paths.job_file(Status.FAILED, jid)
+    os.replace(running, failed)  # the move ...
+    s.step()
+    record = json.loads(failed.read_text())
+    record.update(status="failed", exit_code=2, error="exit 2 (bad input): ===\nerror: nope", ended=now_iso(),
+                  history=[{"attempt": 1, "outcome": "failed"}])
+    failed.write_text(json.dumps(record))  # ... then the rewrite
+    s.step()
+    s.step()
+    assert got.types(jid) == ["queued", "started", "log", "error", "failed"]
+    assert got.events[-2]["payload"]["message"] == "error: nope"
+    s.stop()
+
+
 def test_resume_rewrites_do_not_repeat_rows(paths):
     """A resume truncates metrics.jsonl (a new inode): rows already sent are not sent again."""
     q, got = JobQueue(paths), Collect()

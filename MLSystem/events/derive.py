@@ -149,9 +149,10 @@ def _load(path: str, status: str) -> Job | None:
     """A job file, read without the queue lock (job files are replaced atomically); a file that is
     not a valid job (or not ours to read) is the queue store's to deal with, not ours."""
     job = read_job_file(path)
-    if not isinstance(job, Job):
+    if not isinstance(job, Job) or job.status != status:
+        # A status change renames the file first and rewrites it after: until then the record in
+        # its new folder still describes the old state. The rewrite changes it again: read it then.
         return None
-    job.status = status  # the folder is the truth
     return job
 
 
