@@ -5,7 +5,8 @@ The same N short digits jobs (distinct experiments), in two fresh copies of the 
 * ``runner --slots 1 --threads T`` (one job at a time with all T cores), and
 * ``runner --slots T --threads 1`` (T jobs at once, one thread each),
 
-where T is the number of cores the process may use. Prints a Markdown table: wall time of each
+where T is the number of cores the process may use (``--single``: also ``--slots 1 --threads 1``,
+to see how much of the difference is threads fighting). Prints a Markdown table: wall time of each
 drain, their ratio, and the scheduler gap — from a job's end to the next job's start (the latest end
 before each start that had to wait for a slot).
 """
@@ -68,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--single", action="store_true", help="also drain with --slots 1 --threads 1")
     a = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     rows = []
@@ -75,9 +77,14 @@ def main() -> None:
         serial = drain(make_project(Path(tmp) / "serial"), a.jobs, a.epochs, ["--slots", "1", "--threads", str(cores)])
         parallel = drain(make_project(Path(tmp) / "parallel"), a.jobs, a.epochs,
                          ["--slots", str(cores), "--threads", "1"])
+        # For reading the ratio: one job at a time with one thread (how much is oversubscription).
+        single = drain(make_project(Path(tmp) / "single"), a.jobs, a.epochs, ["--slots", "1", "--threads", "1"]) \
+            if a.single else None
     ratio = parallel[0] / serial[0]
     rows.append((f"{a.jobs} digits jobs, `--slots 1 --threads {cores}`", f"{serial[0]:.1f} s", "", ""))
     rows.append((f"{a.jobs} digits jobs, `--slots {cores} --threads 1`", f"{parallel[0]:.1f} s", "", ""))
+    if single:
+        rows.append((f"{a.jobs} digits jobs, `--slots 1 --threads 1` (for reference)", f"{single[0]:.1f} s", "", ""))
     rows.append(("ratio parallel / serial", f"{ratio:.2f}x", "< 0.8x", "ok" if ratio < 0.8 else "MISSED"))
     for name, (_, gaps, _) in (("--slots 1", serial), (f"--slots {cores}", parallel)):
         if gaps:
