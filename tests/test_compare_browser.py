@@ -36,7 +36,8 @@ def test_compare_three_experiments_in_the_browser(project: Path, cockpit: str) -
         assert len(boxes) == 3
         for box in boxes:
             box.click()
-        button = driver.find_element(By.XPATH, "//button[contains(., 'Compare selected (3)')]")
+        button = wait_for(lambda: driver.find_elements(By.XPATH, "//button[contains(., 'Compare selected (3)')]"),
+                          30, "the compare button to count 3 selected")[0]
         button.click()
         wait_for(lambda: "/compare?ids=" in driver.current_url, 30, "the compare page")
         assert sorted(driver.current_url.split("ids=")[1].split(",")) == ids
