@@ -7,17 +7,20 @@
   continues without duplicated steps.
 * :class:`StopCallback` turns a stop request (a flag file, SIGTERM or Ctrl-C) into a checkpoint
   at the next step and a :class:`StopRequested` exception (exit code 3 in ``execute_train``).
+  Under DDP a request seen by any rank stops every rank at the same step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pytorch_lightning import Callback
 
@@ -173,12 +176,21 @@ def _count(n: Any) -> int:
 class StopCallback(Callback):
     """Checkpoint and stop at the next step when a flag file exists or ``event`` is set."""
 
-    def __init__(self, flag_files: Iterable[Path], event: threading.Event, last_ckpt: Path):
+    def __init__(self, flag_files: Iterable[Path], event: threading.Event, last_ckpt: Path,
+                 signal_handler: Callable | None = None):
         self.flag_files = [Path(p) for p in flag_files]
         self.event = event
         self.last_ckpt = last_ckpt
+        self.signal_handler = signal_handler
         self.saved = False
         self.stopped_at_epoch_end = False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Under DDP, Lightning's SIGTERM handler broadcasts from inside the handler and kills the
+        # other ranks; the graceful path is ours: the request is reduced over the ranks each step.
+        if trainer.world_size > 1 and self.signal_handler is not None:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signal.SIGTERM, self.signal_handler)
 
     def requested(self) -> bool:
         return self.event.is_set() or any(p.exists() for p in self.flag_files)
@@ -189,7 +201,10 @@ class StopCallback(Callback):
         raise StopRequested(f"stopped at step {trainer.global_step}; checkpoint saved")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not self.requested():
+        wanted = self.requested()
+        if trainer.world_size > 1:  # every rank must stop (and save, a collective) at the same step
+            wanted = trainer.strategy.reduce_boolean_decision(wanted, all=False)
+        if not wanted:
             return
         if batch_idx + 1 >= trainer.num_training_batches:
             # Last batch: let validation and the epoch-end checkpoint run, then stop cleanly

@@ -41,7 +41,8 @@ class CommonConfig(ConfigBase):
     accelerator: str = param(
         "auto", "Device type", identity=False, choices=("auto", "cpu", "gpu", "mps"),
     )
-    devices: str = param("auto", "Devices to use (Lightning syntax)", identity=False)
+    devices: str = param("auto", "Devices to use (Lightning syntax); per node when num_nodes > 1", identity=False)
+    num_nodes: int = param(1, "Machines to train on (DDP over devices x num_nodes processes)", identity=False)
     num_workers: int = param(0, "DataLoader worker processes", identity=False)
     log_every_n_steps: int = param(10, "Metrics-log interval in optimizer steps", identity=False)
     checkpoint_every_n_steps: int = param(
@@ -79,6 +80,8 @@ class CommonConfig(ConfigBase):
             problems.append(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             problems.append(f"lr: must be > 0, got {self.lr}")
+        if self.num_nodes < 1:
+            problems.append(f"num_nodes: must be >= 1, got {self.num_nodes}")
         if self.limit_samples < 0:
             problems.append(f"limit_samples: must be >= 0, got {self.limit_samples}")
         try:

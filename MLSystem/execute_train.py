@@ -11,6 +11,11 @@ refused (exit 2) unless ``--restart`` is given: its checkpoints and metrics then
 ``replaced-TIME/`` in the experiment folder and it trains from scratch.
 
 The "already complete" path never imports torch.
+
+Multi-GPU / multi-node (``devices=4 num_nodes=2``) runs Lightning's DDP: every rank runs this
+entry point (Lightning's launcher re-runs the command for local ranks 1..n-1; ``srun`` starts
+one task per device), trains, and stops at the same step as the others; only global rank 0
+takes the experiment's lease and writes its records (:mod:`MLSystem.distributed`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from typing import Any, Iterable, Sequence
 from MLSystem import checkpoint_manager as cm
 from MLSystem import experiment_store as store
 from MLSystem.builder import ExperimentBuilder, ExperimentContext
-from MLSystem.errors import ExitCode, MLSystemError
+from MLSystem.distributed import is_launch_rank_zero
+from MLSystem.errors import BadInputError, ExitCode, MLSystemError
 from MLSystem.lightning_loggers import build as build_loggers
 from MLSystem.lightning_loggers import check_available
 from MLSystem.metrics_reader import mean_epoch_seconds
@@ -72,6 +78,8 @@ def train_context(ctx: ExperimentContext, *, out=print, restart: bool = False) -
 
     ``restart``: move the experiment's checkpoints and metrics aside and train from scratch.
     """
+    if not is_launch_rank_zero():
+        return _fit_other_rank(ctx)
     decision = ctx.decide() if not restart else None
     if decision is not None and decision.action == cm.COMPLETE:
         out(decision.message)
@@ -111,6 +119,16 @@ def _move_history_aside(exp) -> Path | None:
     for path in present:
         os.replace(path, target / path.name)
     return target
+
+
+def _fit_other_rank(ctx: ExperimentContext) -> TrainResult:
+    """A DDP rank other than 0: trains in step with rank 0, which holds the lease and writes the records.
+    Rank 0 decided (and set a restart's history aside) before this process was started."""
+    decision = ctx.decide(verify=True)
+    if decision.action == cm.COMPLETE:  # rank 0 decided the same and launched nothing
+        return TrainResult(ExitCode.OK, ctx.experiment_id, decision.action, decision.message, decision.epochs_done)
+    code, _, note = _run_trainer(ctx, decision)
+    return TrainResult(code, ctx.experiment_id, decision.action, note)
 
 
 def _fit(ctx: ExperimentContext, decision: cm.Decision, message: str) -> TrainResult:
@@ -173,6 +191,7 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
 
     report_placement()  # the runner's slot and thread budget, applied to torch and logged
     params, exp = ctx.all_params, ctx.exp
+    rank_zero = is_launch_rank_zero()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning 2.6 on torch 2.11
@@ -187,14 +206,15 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
         _warm_start(ctx, model)
 
     stop_event = threading.Event()
-    previous = _install_stop_signals(stop_event)
+    previous, on_signal = _install_stop_signals(stop_event)
     metrics_files = [exp.metrics] + ([Path(os.environ[JOB_METRICS_ENV])] if os.environ.get(JOB_METRICS_ENV) else [])
     flags = [exp.stop_flag] + ([Path(os.environ[JOB_STOP_ENV])] if os.environ.get(JOB_STOP_ENV) else [])
-    stop = StopCallback(flags, stop_event, exp.last_ckpt)
+    stop = StopCallback(flags, stop_event, exp.last_ckpt, signal_handler=on_signal)
+    logging_cb = JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
+                                    run_kind=decision.action, mid_epoch=decision.mid_epoch)
     callbacks = [
         ExactResumeCallback(),
-        JobLoggingCallback(metrics_files, exp.progress, log_every_n_steps=int(params["log_every_n_steps"]),
-                           run_kind=decision.action, mid_epoch=decision.mid_epoch),
+        *([logging_cb] if rank_zero else []),  # one writer of metrics/progress files per experiment
         stop,
         *cm.checkpoint_callbacks(exp, params, ctx.metric_modes),
     ]
@@ -202,13 +222,17 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
         max_epochs=decision.max_epochs,
         accelerator=params["accelerator"],
         devices=_devices(params["devices"]),
+        num_nodes=int(params.get("num_nodes", 1)),
         precision=params["precision"],
         gradient_clip_val=float(params["grad_clip"]) or None,
         callbacks=callbacks,
-        plugins=[cm.atomic_checkpoint_io()],
+        plugins=[cm.atomic_checkpoint_io(), *_cluster_plugins()],
+        # MLSystem's loaders shard the data per rank themselves (resumably); Lightning's
+        # DistributedSampler injection would replace them (and cannot wrap a bucket sampler).
+        use_distributed_sampler=False,
         logger=build_loggers(params.get("loggers"), exp, resume_step=decision.global_step) or False,
         log_every_n_steps=int(params["log_every_n_steps"]),
-        enable_progress_bar=sys.stdout.isatty(),
+        enable_progress_bar=sys.stdout.isatty() and rank_zero,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(exp.dir),
@@ -216,11 +240,13 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     ckpt = str(decision.ckpt_path) if decision.action in (cm.RESUME, cm.EXTEND) else None
     t0 = time.time()
     try:
+        _check_world_size(ctx, decision, trainer.world_size)
         trainer.fit(model, datamodule=ctx.datamodule, ckpt_path=ckpt)
     except (StopRequested, SIGTERMException) as exc:
         note = f"stopped {exp.id} at step {trainer.global_step}; resumable (checkpoint saved)"
         log.info("%s (%s)", note, type(exc).__name__)
-        print(note, flush=True)
+        if rank_zero:
+            print(note, flush=True)
         return ExitCode.STOPPED, ExperimentStatus.STOPPED.value, note
     finally:
         _restore_signals(previous)
@@ -229,11 +255,33 @@ def _run_trainer(ctx: ExperimentContext, decision: cm.Decision) -> tuple[ExitCod
     if stop.stopped_at_epoch_end and (done or 0) < decision.max_epochs:
         note = f"stopped {exp.id} after epoch {done}; resumable (checkpoint saved)"
         log.info("%s", note)
-        print(note, flush=True)
+        if rank_zero:
+            print(note, flush=True)
         return ExitCode.STOPPED, ExperimentStatus.STOPPED.value, note
     note = f"{exp.id} trained to epoch {done}/{decision.max_epochs} in {time.time() - t0:.1f}s"
-    print(note, flush=True)
+    if rank_zero:
+        print(note, flush=True)
     return ExitCode.OK, ExperimentStatus.COMPLETE.value, note
+
+
+def _cluster_plugins() -> list:
+    """Under Slurm, Lightning's own auto-requeue (a SIGUSR1 handler running ``scontrol requeue``)
+    is turned off: the engine (submitit) owns requeueing, through the graceful-stop path."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def _check_world_size(ctx: ExperimentContext, decision: cm.Decision, world_size: int) -> None:
+    """A mid-epoch checkpoint resumes exactly only on as many processes as wrote it."""
+    if not decision.mid_epoch:
+        return
+    state = cm.training_state(ctx.exp)
+    saved = int(state.extra.get("world_size", 1)) if state else 1
+    if saved != world_size:
+        raise BadInputError(f"devices/num_nodes: {ctx.experiment_id} was stopped mid-epoch on {saved} "
+                            f"process(es); resume it with devices x num_nodes = {saved} (not {world_size}), "
+                            f"or warm-start from an epoch checkpoint")
 
 
 def _warm_start(ctx: ExperimentContext, model) -> None:
@@ -255,8 +303,9 @@ def _devices(value: str) -> Any:
     return int(value) if value.isdigit() else value
 
 
-def _install_stop_signals(event: threading.Event) -> dict:
-    """First SIGTERM / Ctrl-C: stop gracefully at the next step. A second Ctrl-C interrupts."""
+def _install_stop_signals(event: threading.Event) -> tuple[dict, Any]:
+    """First SIGTERM / Ctrl-C: stop gracefully at the next step. A second Ctrl-C interrupts.
+    Returns the previous handlers and the handler (DDP runs re-install it over Lightning's)."""
     previous = {}
 
     def on_signal(signum, frame):
@@ -270,7 +319,7 @@ def _install_stop_signals(event: threading.Event) -> dict:
         # ValueError: not in the main thread (e.g. called from a GUI worker); no signal handling then.
         with contextlib.suppress(ValueError):
             previous[sig] = signal.signal(sig, on_signal)
-    return previous
+    return previous, on_signal
 
 
 def _restore_signals(previous: dict) -> None:
@@ -307,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _report_crash(argv, exc)
         return int(ExitCode.FAILED)
+    if result.exit_code == ExitCode.STOPPED and not is_launch_rank_zero():
+        # Rank 0 reports the stop. Lightning's launcher SIGKILLs rank 0 when another rank
+        # exits non-zero, which would cut rank 0's bookkeeping short.
+        return int(ExitCode.OK)
     return int(result.exit_code)
 
 

@@ -7,6 +7,14 @@ the epoch and re-seeds the RNG. Three pieces fix that:
   restore it skips the samples already consumed in that epoch.
 * :class:`BucketBatchSampler` — the same for batches of similar length (speech, text): the
   epoch's batches are a pure function of ``(seed, epoch)`` and their number never changes.
+
+Under DDP (a process group of ``W`` ranks) both shard the epoch like ``DistributedSampler``:
+the global order, padded by wrapping around to a multiple of ``W``, is dealt out round-robin
+(rank ``r`` gets items ``r, r+W, ...``), so every rank sees the same number of batches. The
+loader's state counts *global* progress (``consumed_samples`` / ``consumed_batches`` of the
+whole group, plus ``world_size``); every rank restores its own share of it, so a resumed DDP
+run sees the same samples per rank as an uninterrupted one. Resuming mid-epoch needs the same
+world size (devices x num_nodes); an epoch-end checkpoint resumes on any.
 * :class:`ResumableDataLoader` — implements ``state_dict``/``load_state_dict``, which Lightning
   stores in the checkpoint and restores right before it creates the iterator (so worker
   processes prefetch the right indices). Pass ``lengths`` to batch by length.
@@ -25,6 +33,7 @@ import torch
 from pytorch_lightning import Callback
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from MLSystem.distributed import all_gather_object, world
 from MLSystem.records import STATE_KEY
 
 
@@ -33,16 +42,40 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**63 - 1)
 
 
-class ResumableSampler(Sampler[int]):
-    """Shuffled (or sequential) order fixed by ``(seed, epoch)``; can start mid-epoch."""
+def _deal(items: list, world_size: int, rank: int) -> list:
+    """Rank ``rank``'s share of ``items``: padded by wrapping around to a multiple of
+    ``world_size`` (like ``DistributedSampler``), then every ``world_size``-th item."""
+    if world_size == 1 or not items:
+        return items
+    total = -(-len(items) // world_size) * world_size
+    padded = (items * (total // len(items) + 1))[:total]
+    return padded[rank::world_size]
 
-    def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int = 0):
+
+class _Sharded:
+    """World size and rank: given explicitly, else the process group's (resolved when used,
+    because Lightning builds the loaders after it has set up the group)."""
+
+    _replicas: int | None = None
+    _rank: int = 0
+
+    def world(self) -> tuple[int, int]:
+        return (self._replicas, self._rank) if self._replicas is not None else world()
+
+
+class ResumableSampler(_Sharded, Sampler[int]):
+    """Shuffled (or sequential) order fixed by ``(seed, epoch)``; can start mid-epoch; shards
+    the epoch over the ranks of a distributed run."""
+
+    def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int = 0,
+                 num_replicas: int | None = None, rank: int = 0):
         self.num_samples = num_samples
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
         self._skip = 0
         self._skip_epoch: int | None = None
+        self._replicas, self._rank = num_replicas, rank
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
@@ -55,31 +88,33 @@ class ResumableSampler(Sampler[int]):
         return torch.randperm(self.num_samples, generator=g).tolist()
 
     def skip_in_epoch(self, epoch: int, samples: int) -> None:
-        """Start epoch ``epoch`` after its first ``samples`` samples (once)."""
+        """Start epoch ``epoch`` after this rank's first ``samples`` samples (once)."""
         self._skip, self._skip_epoch = samples, epoch
 
     def __iter__(self) -> Iterator[int]:
         skip = self._skip if self._skip_epoch == self.epoch else 0
         self._skip, self._skip_epoch = 0, None
-        return iter(self.order(self.epoch)[skip:])
+        return iter(_deal(self.order(self.epoch), *self.world())[skip:])
 
     def __len__(self) -> int:
-        # The full epoch: Lightning counts the already-done batches itself after a restore.
-        return self.num_samples
+        # The full epoch (this rank's share): Lightning counts the already-done batches itself
+        # after a restore.
+        size, _ = self.world()
+        return -(-self.num_samples // size)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(_Sharded, Sampler[list[int]]):
     """Batches of items of similar length, so padding wastes little compute.
 
     Each epoch sorts the items by length times a random factor in ``[1 - jitter, 1 + jitter]``
     (batches differ from epoch to epoch), cuts the order into ``batch_size`` chunks and
     shuffles the chunks. Everything is drawn from ``(seed, epoch)`` and the number of batches
     is fixed, which is what exact mid-epoch resume needs. Unshuffled (evaluation), it is the
-    plain length order.
+    plain length order. Under DDP the epoch's batches are dealt out over the ranks.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 jitter: float = 0.1):
+                 jitter: float = 0.1, num_replicas: int | None = None, rank: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.float64)
@@ -90,6 +125,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self._skip = 0
         self._skip_epoch: int | None = None
+        self._replicas, self._rank = num_replicas, rank
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -105,16 +141,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         return [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
 
     def skip_in_epoch(self, epoch: int, batches: int) -> None:
-        """Start epoch ``epoch`` after its first ``batches`` batches (once)."""
+        """Start epoch ``epoch`` after this rank's first ``batches`` batches (once)."""
         self._skip, self._skip_epoch = batches, epoch
 
     def __iter__(self) -> Iterator[list[int]]:
         skip = self._skip if self._skip_epoch == self.epoch else 0
         self._skip, self._skip_epoch = 0, None
-        return iter(self.batches(self.epoch)[skip:])
+        return iter(_deal(self.batches(self.epoch), *self.world())[skip:])
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        size, _ = self.world()
+        return -(-((len(self.lengths) + self.batch_size - 1) // self.batch_size) // size)
 
 
 class ResumableDataLoader(DataLoader):
@@ -148,22 +185,41 @@ class ResumableDataLoader(DataLoader):
         self.generator.manual_seed(_epoch_seed(self._seed + 1, self._epoch))
         return super().__iter__()
 
+    @property
+    def _sharded(self) -> _Sharded:
+        return self.batch_sampler if self._bucketed else self.sampler
+
     def state_dict(self) -> dict[str, Any]:
+        # Global progress: every rank of a DDP run has consumed the same number of batches.
+        size, _ = self._sharded.world()
         if self._bucketed:
-            return {"epoch": self._epoch, "consumed_batches": self.consumed_batches}
-        return {"epoch": self._epoch, "consumed_samples": self.consumed_batches * self.batch_size}
+            state = {"epoch": self._epoch, "consumed_batches": self.consumed_batches * size}
+        else:
+            state = {"epoch": self._epoch, "consumed_samples": self.consumed_batches * self.batch_size * size}
+        if size > 1:
+            state["world_size"] = size
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         epoch = int(state.get("epoch", 0))
+        size, _ = self._sharded.world()
+        saved = int(state.get("world_size", 1))
+        consumed = int(state.get("consumed_batches" if self._bucketed else "consumed_samples", 0))
+        per_rank = consumed // size
+        mid_epoch = 0 < per_rank < len(self._sharded)
+        if mid_epoch and saved != size:
+            # Another deal of the remaining samples would not be the run that was interrupted,
+            # and Lightning's restored batch counter would cut or pad the epoch.
+            raise ValueError(f"devices/num_nodes: this run was stopped mid-epoch with {saved} processes; "
+                             f"resume it with {saved} (devices x num_nodes), not {size}")
         if self._bucketed:
-            self.consumed_batches = int(state.get("consumed_batches", 0))
-            if 0 < self.consumed_batches < len(self.batch_sampler):
-                self.batch_sampler.skip_in_epoch(epoch, self.consumed_batches)
+            self.consumed_batches = per_rank
+            if mid_epoch:
+                self.batch_sampler.skip_in_epoch(epoch, per_rank)
             return
-        consumed = int(state.get("consumed_samples", 0))
-        self.consumed_batches = consumed // self.batch_size
-        if 0 < consumed < len(self.dataset):
-            self.sampler.skip_in_epoch(epoch, consumed)
+        self.consumed_batches = per_rank // self.batch_size
+        if mid_epoch:
+            self.sampler.skip_in_epoch(epoch, per_rank)
 
 
 def capture_rng() -> dict[str, Any]:
@@ -203,10 +259,26 @@ class ExactResumeCallback(Callback):
         return "ExactResume"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": capture_rng()}
+        # Lightning builds the checkpoint on every rank and writes rank 0's: gather every rank's
+        # RNG streams into it (DDP ranks draw different dropout masks, augmentations...).
+        rng = capture_rng()
+        state: dict[str, Any] = {"rng": rng}
+        if world()[0] > 1:
+            state["rng_ranks"] = all_gather_object(rng)
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending_rng = state_dict.get("rng")
+        size, rank = world()
+        ranks = state_dict.get("rng_ranks")
+        self._pending_rng = ranks[rank] if ranks and len(ranks) == size else state_dict.get("rng")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.world_size > 1 and not isinstance(trainer.train_dataloader, ResumableDataLoader):
+            # Lightning's sampler injection is off (MLSystem's loaders shard themselves): a plain
+            # loader would feed every rank the same data.
+            raise ValueError(f"devices/num_nodes: {trainer.world_size} processes need the training loader from "
+                             f"BaseDataModule.train_loader (a ResumableDataLoader: shards the data per rank, "
+                             f"resumes exactly), got {type(trainer.train_dataloader).__name__}")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._pending_rng is not None:
@@ -230,9 +302,12 @@ def training_state(trainer) -> dict[str, Any]:
     # checkpoints) the epoch is trained but not yet counted as processed.
     batches_done = total != float("inf") and batches.processed >= total
     completed = epochs.processed + (1 if batches_done and epochs.processed < epochs.started else 0)
-    return {
+    state = {
         "epochs_completed": int(completed),
         "global_step": int(trainer.global_step),
         "mid_epoch": epochs.processed < epochs.started and not batches_done and batches.processed > 0,
         "max_epochs": int(trainer.max_epochs),
     }
+    if trainer.world_size > 1:
+        state["world_size"] = int(trainer.world_size)  # a mid-epoch resume needs the same
+    return state

@@ -49,6 +49,7 @@ class BaseDataModule(pl.LightningDataModule):
                     **kwargs: Any) -> DataLoader:
         common = {"num_workers": int(self.params.get("num_workers", 0)), "collate_fn": self.adapter.collate_fn(split)}
         if lengths is not None:
-            batches = BucketBatchSampler(lengths, int(self.params["batch_size"]), shuffle=False)
+            # num_replicas=1: under DDP every rank evaluates the whole split (exact metrics, no padding).
+            batches = BucketBatchSampler(lengths, int(self.params["batch_size"]), shuffle=False, num_replicas=1)
             return DataLoader(dataset, batch_sampler=batches, **common, **kwargs)
         return DataLoader(dataset, batch_size=int(self.params["batch_size"]), shuffle=False, **common, **kwargs)
