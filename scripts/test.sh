@@ -14,6 +14,10 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     echo "[test] chromium/chromedriver missing and not root with apt-get: the browser test will be skipped" >&2
   fi
 fi
+# The Slurm tests (marker `slurm`) run against a real single-node Slurm: scripts/slurm_up.sh installs
+# slurm-wlm + munge (root with apt-get) and starts it. Elsewhere they are skipped with the reason.
+bash scripts/slurm_up.sh >/tmp/mlsystem-slurm-up.log 2>&1 \
+  || echo "[test] local Slurm not started (see /tmp/mlsystem-slurm-up.log): the Slurm tests will be skipped or fail" >&2
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

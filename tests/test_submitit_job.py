@@ -124,17 +124,20 @@ def _segments(d: Path) -> list[dict]:
 def test_local_time_limit_checkpoints_requeues_and_ends_like_an_uninterrupted_run(tmp_path, reference):
     root = make_project(tmp_path / "proj")
     add_probe_model(root)
-    # Each attempt is warned 30 s after it starts: the training (2.5 s per step, 14 steps) is cut
+    # Each attempt is warned 50 s after it starts: the training (3.5 s per step, 14 steps) is cut
     # mid-epoch at least once and resumed by the next attempt.
-    executor = _local(tmp_path, timeout_min=1.0, signal_delay_s=30)
-    job = executor.submit(_train_job(root, "step_sleep=2.5", max_requeues=6, job_id="q5"))
+    executor = _local(tmp_path, timeout_min=1.5, signal_delay_s=40)
+    job = executor.submit(_train_job(root, "step_sleep=3.5", max_requeues=5, job_id="q5"))
     got = _wait_outcome(job, 600)
     log = (root / "job.log").read_text()
     assert (got.kind, got.exit_code) == (FINISHED, 0), (got, log[-3000:])
     assert got.requeues >= 1, log[-3000:]
     d = ProjectPaths(root).experiment(reference.name).dir
-    assert [s["status"] for s in _segments(d)][:-1] == ["stopped"] * got.requeues
-    assert _segments(d)[1]["kind"] == "resume"
+    statuses = [s["status"] for s in _segments(d)]
+    # A warning during an attempt's start-up requeues before it opened the experiment: no segment.
+    assert statuses[-1] == "complete" and set(statuses[:-1]) == {"stopped"}, statuses
+    assert 1 <= len(statuses) - 1 <= got.requeues
+    assert any(s["kind"] == "resume" and s["from_step"] % 7 for s in _segments(d))  # resumed mid-epoch
     _assert_same_run(d, reference)
 
 

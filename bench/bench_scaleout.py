@@ -1,0 +1,192 @@
+"""Scale-out benchmarks: ``python bench/bench_scaleout.py [--jobs 20] [--skip-slurm] [--skip-ddp]``.
+
+Prints a Markdown table:
+
+* DDP on CPU (gloo): seconds per optimizer step of digits/cnn with devices=1 and devices=2 (the
+  same per-process batch, so devices=2 does twice the work per step), from the epoch time in
+  ``metrics.jsonl``; and the cost of the per-step stop decision MLSystem adds under DDP (one
+  1-element all-reduce between 2 gloo processes);
+* dispatch latency, submit -> the job's command running, one job at a time: submitit's
+  LocalExecutor, and the local Slurm (``scripts/slurm_up.sh``) when it is up;
+* preemption -> resumed on Slurm: ``scancel --signal=USR2`` while training, until the requeued
+  attempt has reopened the experiment (a new ``resume`` segment in ``experiment.json``);
+* the queue lock: acquire + release, flock vs the NFS-safe lease (MLSystem.shared_lock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copytree(REPO / "definitions", root / "definitions", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def env_for(root: Path) -> dict[str, str]:
+    return dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONUNBUFFERED="1",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[max(0, int(round(0.95 * len(values))) - 1)]
+
+
+def ddp_step(work: Path, devices: int) -> float:
+    root = make_project(work / f"ddp{devices}")
+    args = ["dataset=digits", "model=cnn", "max_epochs=1", "n_train=2048", "n_val=64", "batch_size=32",
+            "accelerator=cpu", f"devices={devices}", "checkpoint_every_minutes=0"]
+    subprocess.run([sys.executable, "-m", "MLSystem.execute_train", *args], cwd=root, env=env_for(root),
+                   check=True, capture_output=True)
+    metrics = next((root / "output" / "experiments").glob("*/metrics.jsonl"))
+    row = next(r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "epoch")
+    return row["epoch_time"] / row["step"]
+
+
+ALLREDUCE = """
+import os, sys, time, torch, torch.distributed as dist
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:" + sys.argv[2], rank=rank, world_size=2)
+t = torch.tensor([0])
+for _ in range(50):
+    dist.all_reduce(t)
+t0 = time.perf_counter()
+for _ in range(int(sys.argv[3])):
+    dist.all_reduce(t)
+if rank == 0:
+    print((time.perf_counter() - t0) / int(sys.argv[3]))
+dist.destroy_process_group()
+"""
+
+
+def allreduce_cost(n: int = 2000) -> float:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [subprocess.Popen([sys.executable, "-c", ALLREDUCE, str(r), port, str(n)], stdout=subprocess.PIPE, text=True)
+             for r in (0, 1)]
+    out = procs[0].communicate()[0]
+    procs[1].wait()
+    return float(out.strip())
+
+
+def dispatch(kind: str, work: Path, jobs: int, partition: str | None = None) -> list[float]:
+    from MLSystem.launcher_config import LauncherConfig
+    from MLSystem.submitit_job import TrainJob, make_executor, outcome
+
+    config = LauncherConfig(partition=partition, time_min=10, signal_delay_s=60, cpus_per_task=1)
+    executor = make_executor(kind, work / f"submitit-{kind}", config, **({"timeout_min": 10} if kind == "local" else {}))
+    latencies = []
+    for i in range(jobs):
+        mark = work / f"{kind}-started-{i}"
+        cmd = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(mark)!r}).write_text(repr(time.time()))"]
+        t0 = time.time()
+        job = executor.submit(TrainJob(cmd, str(work), job_id=f"b{i}"))
+        while not mark.exists() or not mark.read_text():
+            time.sleep(0.01)
+        latencies.append(float(mark.read_text()) - t0)
+        while outcome(job) is None:
+            time.sleep(0.05)
+    return latencies
+
+
+def preemption_latency(work: Path, partition: str) -> float:
+    from MLSystem.launcher_config import LauncherConfig
+    from MLSystem.submitit_job import TrainJob, make_executor, outcome
+
+    root = make_project(work / "preempt")
+    args = ["dataset=digits", "model=cnn", "max_epochs=1", "n_train=60000", "n_val=64", "batch_size=32"]
+    executor = make_executor("slurm", work / "submitit-preempt", LauncherConfig(partition=partition, time_min=30,
+                                                                                 signal_delay_s=60, cpus_per_task=1))
+    job = executor.submit(TrainJob([sys.executable, "-m", "MLSystem.execute_train", *args], str(root),
+                                   env={k: v for k, v in env_for(root).items() if k in ("MLSYSTEM_ROOT", "PYTHONPATH")},
+                                   log=str(root / "job.log")))
+    exp = root / "output" / "experiments"
+    while not any(exp.glob("*/progress.json")):
+        time.sleep(0.1)
+    meta = next(exp.glob("*/experiment.json"))
+    t0 = time.time()
+    subprocess.run(["scancel", "--signal=USR2", str(job.job_id)], check=True)
+    while True:
+        segments = json.loads(meta.read_text()).get("segments", [])
+        if len(segments) >= 2 and segments[-1]["kind"] == "resume":
+            latency = time.time() - t0
+            break
+        time.sleep(0.05)
+    subprocess.run(["scancel", str(job.job_id)])
+    while outcome(job) is None:
+        time.sleep(0.2)
+    return latency
+
+
+def lock_cost(work: Path, kind: str, n: int = 300) -> float:
+    from MLSystem.shared_lock import make_lock
+
+    lock = make_lock(work / f"{kind}.lock", kind=kind)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    return (time.perf_counter() - t0) / n
+
+
+def slurm_up() -> str | None:
+    if not shutil.which("sinfo"):
+        return None
+    if subprocess.run(["bash", str(REPO / "scripts" / "slurm_up.sh"), "--check"]).returncode != 0:
+        return None
+    return subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()[0].rstrip("*")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=20, help="jobs per dispatch measurement")
+    ap.add_argument("--skip-ddp", action="store_true")
+    ap.add_argument("--skip-slurm", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.skip_ddp:
+            one, two = ddp_step(work, 1), ddp_step(work, 2)
+            rows.append(("DDP CPU/gloo: s per step, digits/cnn batch 32 per process, devices=1", f"{one:.4f} s"))
+            rows.append(("DDP CPU/gloo: s per step, devices=2 (2 x the samples per step)", f"{two:.4f} s"))
+            rows.append(("per-step stop decision under DDP (1-element gloo all-reduce, 2 procs)",
+                         f"{allreduce_cost() * 1e6:.0f} us"))
+        lat = dispatch("local", work, args.jobs)
+        rows.append((f"submitit-local: submit -> command running (median / p95 of {args.jobs})",
+                     f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
+        partition = None if args.skip_slurm else slurm_up()
+        if partition:
+            lat = dispatch("slurm", work, args.jobs, partition)
+            rows.append((f"local Slurm: submit -> command running (median / p95 of {args.jobs})",
+                         f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
+            rows.append(("Slurm preemption (scancel --signal=USR2) -> resumed attempt reopened the experiment",
+                         f"{preemption_latency(work, partition):.1f} s"))
+        else:
+            rows.append(("local Slurm", "not up (scripts/slurm_up.sh as root): skipped"))
+        for kind in ("flock", "lease"):
+            rows.append((f"queue lock acquire + release ({kind})", f"{lock_cost(work, kind) * 1e6:.0f} us"))
+    print("| measurement | result |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
