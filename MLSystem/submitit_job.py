@@ -228,6 +228,11 @@ def outcome(job: Any) -> Outcome | None:
     from submitit.core.utils import FailedJobError, UncompletedJobError
     from submitit.local.local import LocalJob
 
+    if job.num_tasks > 1:  # a DDP job, one Slurm task per process: rank 0's result is the job's
+        main = job.task(0)
+        if engine_state(job) in ACTIVE_STATES:
+            return None
+        job = main
     if not job.paths.result_pickle.exists():
         if isinstance(job, LocalJob):
             if not job.done():

@@ -50,8 +50,10 @@ def ddp_step(work: Path, devices: int) -> float:
     root = make_project(work / f"ddp{devices}")
     args = ["dataset=digits", "model=cnn", "max_epochs=1", "n_train=2048", "n_val=64", "batch_size=32",
             "accelerator=cpu", f"devices={devices}", "checkpoint_every_minutes=0"]
-    subprocess.run([sys.executable, "-m", "MLSystem.execute_train", *args], cwd=root, env=env_for(root),
-                   check=True, capture_output=True)
+    # One intra-op thread per process in both runs (Lightning gives each DDP process cpus/devices
+    # threads; a single process would otherwise use every core and the two would not compare).
+    subprocess.run([sys.executable, "-m", "MLSystem.execute_train", *args], cwd=root,
+                   env=dict(env_for(root), OMP_NUM_THREADS="1"), check=True, capture_output=True)
     metrics = next((root / "output" / "experiments").glob("*/metrics.jsonl"))
     row = next(r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "epoch")
     return row["epoch_time"] / row["step"]
