@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from MLSystem.errors import ExitCode
+from MLSystem.launcher_config import LauncherConfig, slurm_parameters
 
 FINISHED, STOPPED, BUSY, FAILED, INTERRUPTED = "finished", "stopped", "busy", "failed", "interrupted"
 # Engine states in which a job will still run (or run again after a requeue).
@@ -273,8 +274,6 @@ def make_executor(kind: str, folder: str | os.PathLike[str], config: Any = None,
     """A submitit executor: ``"slurm"`` (parameters from a :class:`~MLSystem.launcher_config.LauncherConfig`)
     or ``"local"`` (``timeout_min``, ``signal_delay_s``, ``max_num_timeout`` in ``local``)."""
     import submitit
-
-    from MLSystem.launcher_config import LauncherConfig, slurm_parameters
 
     config = config or LauncherConfig()
     if kind == "local":
