@@ -16,6 +16,13 @@ For the executor that wires this into the runner (issue 12; the runner's ``Execu
     stop: ``scancel --signal=TERM <id>`` (Slurm) / SIGTERM to the task (local), or the job's stop file:
           the training process checkpoints at the next step and exits 3 (outcome "stopped").
     reattach: ``submitit.SlurmJob(folder, job_id)`` / ``executor.job_class(folder, job_id)``.
+    sweeps as one Slurm job array (``array_parallelism`` caps how many run at once):
+          ``executor.submit_array([TrainJob(...), ...])`` -> jobs ``<array id>_<i>``.
+    never twice: the window between ``sbatch`` and recording the engine id in the queue job is
+          closed by tagging the submission — write the attempt's tag (:func:`engine_tag`) into the
+          queue job *before* submitting with ``executor.update_parameters(comment=tag)``; a runner
+          that finds a tag but no engine id asks :func:`find_tagged` (the controller's jobs, running
+          or recently ended) and reattaches instead of submitting again.
 
 ``cmd``/``env``/``log`` are what the local slots run (``python -m MLSystem.execute_train ...``
 with the job's metrics and stop files): the job is the same process on both executors, so exit
@@ -267,6 +274,23 @@ def _error_line(text: str) -> str:
         name, message = found[-1]
         return f"{name.rsplit('.', 1)[-1]}: {message}"
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def engine_tag(queue_job_id: str, attempt: int) -> str:
+    """The comment a submission carries, naming the queue job and its attempt."""
+    return f"mlsystem:{queue_job_id}:{attempt}"
+
+
+def find_tagged(tag: str) -> list[str]:
+    """Slurm job ids whose comment is ``tag``, among the jobs the controller knows (pending,
+    running, and ended within ``MinJobAge``); ``[]`` when there are none or Slurm is unreachable."""
+    found = []
+    for line in _run_quiet(["scontrol", "-o", "show", "job"]).splitlines():
+        jid, comment = re.search(r"\bJobId=(\S+)", line), re.search(r"\bComment=(\S+)", line)
+        if jid and comment and comment.group(1) == tag:
+            array = re.search(r"\bArrayJobId=(\d+) ArrayTaskId=(\d+)", line)
+            found.append(f"{array.group(1)}_{array.group(2)}" if array else jid.group(1))
+    return found
 
 
 def make_executor(kind: str, folder: str | os.PathLike[str], config: Any = None, *, devices: int = 1,

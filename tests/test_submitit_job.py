@@ -19,7 +19,7 @@ from conftest import add_probe_model, make_project, run_cli, wait_for
 from MLSystem.launcher_config import LauncherConfig
 from MLSystem.paths import ProjectPaths
 from MLSystem.submitit_job import (BUSY, FAILED, FINISHED, INTERRUPTED, STOPPED, TrainJob, engine_state,
-                                   make_executor, outcome)
+                                   engine_tag, find_tagged, make_executor, outcome)
 from slurm_fixtures import slurm_cluster  # noqa: F401  (fixture)
 
 # A stand-in for execute_train: exits 3 on SIGTERM (the graceful stop), counts its starts, and
@@ -192,6 +192,26 @@ def _preempt_when_at_step(job, progress: Path, step: int) -> None:
     wait_for(lambda: progress.exists() and json.loads(progress.read_text())["step"] >= step, 300, "training to start")
     # A preemption: Slurm's warning signal to every process of the job.
     subprocess.run(["scancel", "--signal=USR2", str(job.job_id)], check=True)
+
+
+@pytest.mark.slurm
+def test_a_tagged_submission_is_found_again_and_sweeps_go_out_as_an_array(slurm_cluster, tmp_path):
+    executor = make_executor("slurm", tmp_path / "submitit", LauncherConfig(partition=slurm_cluster, time_min=5,
+                                                                            signal_delay_s=60, cpus_per_task=1,
+                                                                            array_parallelism=1))
+    # A runner killed right after sbatch still finds what it submitted, by the attempt's tag.
+    tag = engine_tag("job-1234", 2)
+    executor.update_parameters(comment=tag)
+    job = executor.submit(TrainJob(_py("import time; time.sleep(1)"), str(tmp_path)))
+    assert find_tagged(tag) == [str(job.job_id)] and find_tagged(engine_tag("job-1234", 3)) == []
+    # Three jobs of a sweep as one array, one at a time (array_parallelism=1).
+    executor.update_parameters(comment=engine_tag("sweep-1", 1))
+    jobs = executor.submit_array([TrainJob(_py(f"import sys; sys.exit({c})"), str(tmp_path)) for c in (0, 3, 0)])
+    assert [j.job_id for j in jobs] == [f"{jobs[0].job_id.split('_')[0]}_{i}" for i in range(3)]
+    shown = subprocess.run(["scontrol", "show", "job", jobs[0].job_id], capture_output=True, text=True).stdout
+    assert "ArrayTaskThrottle=1" in shown  # the cap travels with the array
+    assert [_wait_outcome(j, 180).kind for j in jobs] == [FINISHED, STOPPED, FINISHED]
+    assert _wait_outcome(job, 120).kind == FINISHED
 
 
 @pytest.mark.slurm
