@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,10 +201,11 @@ def test_a_tagged_submission_is_found_again_and_sweeps_go_out_as_an_array(slurm_
                                                                             signal_delay_s=60, cpus_per_task=1,
                                                                             array_parallelism=1))
     # A runner killed right after sbatch still finds what it submitted, by the attempt's tag.
-    tag = engine_tag("job-1234", 2)
+    queue_job = f"job-{uuid.uuid4().hex[:8]}"  # queue job ids are unique; the controller remembers ended jobs
+    tag = engine_tag(queue_job, 2)
     executor.update_parameters(comment=tag)
     job = executor.submit(TrainJob(_py("import time; time.sleep(1)"), str(tmp_path)))
-    assert find_tagged(tag) == [str(job.job_id)] and find_tagged(engine_tag("job-1234", 3)) == []
+    assert find_tagged(tag) == [str(job.job_id)] and find_tagged(engine_tag(queue_job, 3)) == []
     # Three jobs of a sweep as one array, one at a time (array_parallelism=1).
     executor.update_parameters(comment=engine_tag("sweep-1", 1))
     jobs = executor.submit_array([TrainJob(_py(f"import sys; sys.exit({c})"), str(tmp_path)) for c in (0, 3, 0)])
