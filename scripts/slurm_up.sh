@@ -72,6 +72,9 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job may start again only once its old credential expired (Slurm sets EligibleTime
+# = requeue + cred_expire, default 120 s); 20 s keeps preemption tests short on one node.
+AuthInfo=cred_expire=20
 CryptoType=crypto/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
