@@ -91,12 +91,12 @@ def test_ddp_stopped_mid_epoch_resumes_exactly_like_an_uninterrupted_run(tmp_pat
     state = json.loads((d / "state.json").read_text())
     assert (state["global_step"], state["mid_epoch"], state["world_size"]) == (3, True, 2)
     second = run_cli(root, "MLSystem.execute_train", *DDP, "stop_at_step=6", timeout=600)
-    assert second.returncode == 3 and "mid-epoch 1, step 3" in second.stdout, second.stdout + second.stderr
+    assert second.returncode == 3 and "mid-epoch 1 of 2 epochs (global step 3)" in second.stdout, second.stdout + second.stderr
     # Another number of processes cannot continue this epoch: a clear bad-input error, nothing run.
     other = run_cli(root, "MLSystem.execute_train", *DDP, "devices=1", timeout=600)
     assert other.returncode == 2 and "resume it with devices x num_nodes = 2" in other.stderr, other.stderr
     third = run_cli(root, "MLSystem.execute_train", *DDP, timeout=600)
-    assert third.returncode == 0 and "mid-epoch 2, step 6" in third.stdout, third.stdout + third.stderr
+    assert third.returncode == 0 and "mid-epoch 2 of 2 epochs (global step 6)" in third.stdout, third.stdout + third.stderr
 
     got, want = _rows(d), _rows(ref)
     for rank in (0, 1):
