@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from MLSystem.checkpoint_manager import Decision, decide
 from MLSystem.config_merge import MergedConfig, Selection, merge_config
-from MLSystem.experiment_index import ExperimentIndexDB, fresh_index
+from MLSystem.experiment_index import ExperimentIndexDB, index_for_hints
 from MLSystem.experiment_store import ExperimentSummary, read_record, resolve_id
 from MLSystem.hashing import ID_LENGTH, diff_params, experiment_id, identity, same_value
 from MLSystem.paths import ExperimentPaths, ProjectPaths
@@ -178,7 +178,7 @@ class Neighbours:
     def from_index(cls, paths: ProjectPaths, varying: Iterable[str] | None = None) -> "Neighbours":
         """Candidates from the experiments' query index (fresh), one dataset/model pair at a time:
         100,000 experiments are never all loaded."""
-        return cls([], varying, index=fresh_index(paths))
+        return cls([], varying, index=index_for_hints(paths))
 
     def _candidates(self, dataset: Any, model: Any) -> list[tuple[str, tuple, dict[str, Any], dict[str, Any]]]:
         pair = (dataset, model)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from MLSystem.experiment_index import fresh_index
+from MLSystem.experiment_index import index_for_hints
 from MLSystem.experiment_store import trained_epochs
 from MLSystem.jobs import Job, Kind, Status
 from MLSystem.metrics_reader import mean_epoch_seconds
@@ -53,7 +53,7 @@ class EtaModel:
         self.project = project
         # Runs are read from the experiments' query index, per experiment and per dataset/model
         # group as needed: 100,000 experiments are never loaded at once.
-        self.index = fresh_index(project)
+        self.index = index_for_hints(project)  # None: no estimates from past runs
         self._means: dict[str, float | None] = {}
         overheads = []
         for job in finished:
@@ -75,7 +75,7 @@ class EtaModel:
         if not experiment_id:
             return None
         if experiment_id not in self._means:
-            recorded = self.index.epoch_seconds(experiment_id)
+            recorded = self.index.epoch_seconds(experiment_id) if self.index else None
             if recorded is None:
                 self._means[experiment_id] = None
             else:
@@ -108,7 +108,7 @@ class EtaModel:
         if key not in self._groups:
             means: list[float] = []
             index: dict[tuple[str, str], list[int]] = {}
-            for eid, sel, values, recorded in self.index.candidates(dataset, model):
+            for eid, sel, values, recorded in (self.index.candidates(dataset, model) if self.index else ()):
                 if adapter and sel.get("adapter") != adapter:
                     continue
                 mean = self._means[eid] if eid in self._means else self._mean_of(eid, recorded)

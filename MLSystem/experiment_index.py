@@ -21,8 +21,10 @@ Several processes may refresh at once: SQLite's WAL mode and one transaction per
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -112,6 +114,35 @@ def _row_from_files(d: str, name: str, stamp: str) -> tuple | None:
             json.dumps(record.metric_modes or {}, separators=(",", ":")), stamp)
 
 
+_SCHEMA = (
+    "DROP TABLE IF EXISTS experiments",
+    """CREATE TABLE experiments (id TEXT PRIMARY KEY, dataset TEXT, model TEXT, adapter TEXT, status TEXT,
+        epochs_done INTEGER, max_epochs INTEGER, created TEXT, updated TEXT, parent TEXT,
+        init_from TEXT, identity_values TEXT, epoch_seconds REAL, error TEXT, metric_modes TEXT,
+        stamp TEXT)""",
+    "CREATE INDEX exp_updated ON experiments(updated)",
+    "CREATE INDEX exp_created ON experiments(created)",
+    "CREATE INDEX exp_sel ON experiments(dataset, model, updated)",
+    "CREATE INDEX exp_status ON experiments(status)",
+    "CREATE INDEX exp_epochs ON experiments(epochs_done)",
+    "DROP TABLE IF EXISTS meta",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+)
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+
+
+def _disk_full(exc: sqlite3.Error, folder: Path) -> bool:
+    """SQLite's own error for a full disk, or an I/O error on a disk with (almost) no space left
+    (SQLite reports ENOSPC during a WAL write as a plain "disk I/O error")."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return True
+    if code == _SQLITE_IOERR:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free < (1 << 20)
+    return False
+
+
 class ExperimentIndexDB:
     """The index of one project (cheap to create; one SQLite connection per call)."""
 
@@ -128,29 +159,32 @@ class ExperimentIndexDB:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             yield con
+        except sqlite3.OperationalError as exc:
+            if _disk_full(exc, self.file.parent):  # the CLI's one "disk full: …" line, not a traceback
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.file)) from exc
+            raise
         finally:
             con.close()
 
     def _ensure_schema(self, con: sqlite3.Connection) -> bool:
-        """Create the tables (dropping an older schema); True if the index was (re)created."""
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        """Create the tables (dropping an older schema); True if the index was (re)created.
+
+        One transaction (``BEGIN IMMEDIATE``, version checked again inside it): another process or
+        thread building the index at the same time never sees the tables half dropped."""
+        if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return False
-        con.executescript(f"""
-            DROP TABLE IF EXISTS experiments;
-            CREATE TABLE experiments (id TEXT PRIMARY KEY, dataset TEXT, model TEXT, adapter TEXT, status TEXT,
-                epochs_done INTEGER, max_epochs INTEGER, created TEXT, updated TEXT, parent TEXT,
-                init_from TEXT, identity_values TEXT, epoch_seconds REAL, error TEXT, metric_modes TEXT,
-                stamp TEXT);
-            CREATE INDEX exp_updated ON experiments(updated);
-            CREATE INDEX exp_created ON experiments(created);
-            CREATE INDEX exp_sel ON experiments(dataset, model, updated);
-            CREATE INDEX exp_status ON experiments(status);
-            CREATE INDEX exp_epochs ON experiments(epochs_done);
-            DROP TABLE IF EXISTS meta;
-            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-            PRAGMA user_version = {SCHEMA_VERSION};
-        """)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                con.execute("COMMIT")
+                return False
+            for statement in _SCHEMA:
+                con.execute(statement)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         return True
 
     def refresh(self, *, full: bool = False) -> RefreshStats:
@@ -336,6 +370,16 @@ def fresh_index(paths: ProjectPaths, max_age: float = 0.0) -> ExperimentIndexDB:
         db.refresh()
         _shared[key] = (time.monotonic(), db)
     return db
+
+
+def index_for_hints(paths: ProjectPaths) -> ExperimentIndexDB | None:
+    """:func:`fresh_index` for look-ups that are only hints (nearest experiment, ETAs): None when
+    the index cannot be brought up to date — a full disk, or a teammate's project whose cache
+    folder this user cannot write — so a submit or a queue listing never fails for a hint."""
+    try:
+        return fresh_index(paths)
+    except (OSError, sqlite3.OperationalError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from MLSystem.jobs import (
 )
 from MLSystem.paths import ProjectPaths
 from MLSystem.queue_files import Invalid, Unreadable, read_job_file
+from MLSystem.shared_lock import make_lock
 from MLSystem.utils.atomic import atomic_write_json
 from MLSystem.utils.clock import now_iso
 
@@ -45,15 +46,14 @@ class JobQueue:
     """All queue operations. Safe to use from several processes at once (CLI, runner, GUI)."""
 
     def __init__(self, paths: ProjectPaths | None = None):
-        from filelock import FileLock
-
         self.project = paths or ProjectPaths.discover()
         self.paths = QueuePaths(self.project.queue)
         for status in Status:
             self.paths.dir(status).mkdir(parents=True, exist_ok=True)
         self.paths.logs.mkdir(exist_ok=True)
         (self.paths.root / "control").mkdir(exist_ok=True)
-        self._lock = FileLock(str(self.paths.lock), timeout=LOCK_TIMEOUT_S)
+        # flock locally; a lease on NFS and other network filesystems, where flock is unreliable
+        self._lock = make_lock(self.paths.lock, timeout=LOCK_TIMEOUT_S)
         self.host = socket.gethostname()
         self.unreadable: set[str] = set()  # job files skipped because this process cannot read them
 

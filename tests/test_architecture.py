@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("checkpoints, ETA", ["MLSystem.checkpoint_manager", "MLSystem.experiment_index", "MLSystem.eta"]),
     ("builder", ["MLSystem.builder"]),
     ("entry points", ["MLSystem.execute_train", "MLSystem.loader", "MLSystem.inspector", "MLSystem.submit",
-                      "MLSystem.runner", "MLSystem.job_queue", "MLSystem.compare", "MLSystem.tune",
+                      "MLSystem.runner", "MLSystem.compare", "MLSystem.tune",
                       "MLSystem.tune.*", "MLSystem.submitit_job"]),
     ("plot entry point", ["MLSystem.execute_plot"]),
     ("cockpit", ["MLSystem.gui", "MLSystem.gui.*", "MLSystem.gui_start"]),

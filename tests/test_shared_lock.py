@@ -109,3 +109,33 @@ def test_kind_follows_env_and_filesystem(tmp_path, monkeypatch):
     monkeypatch.setenv("MLSYSTEM_LOCK", "auto")
     if filesystem_type(tmp_path) not in ("nfs", "nfs4"):
         assert lock_kind(tmp_path / ".lock") == "flock"
+
+
+def test_the_queue_store_takes_a_lease_when_asked(project, monkeypatch):
+    """On a network filesystem (here forced with MLSYSTEM_LOCK=lease) every queue change goes
+    through the lease: while another process holds it, the queue waits instead of writing."""
+    from MLSystem.jobs import Job, new_job_id
+    from MLSystem.paths import ProjectPaths
+    from MLSystem.queue_store import JobQueue
+
+    monkeypatch.setenv("MLSYSTEM_LOCK", "lease")
+    queue = JobQueue(ProjectPaths.discover(project))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from MLSystem.shared_lock import make_lock
+            lock = make_lock({str(queue.paths.lock)!r}, timeout=30)
+            lock.acquire()
+            print("held", flush=True)
+            time.sleep(1.5)
+            lock.release()
+        """)], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        job = queue.add(Job(id=new_job_id(), kind="train", args=["dataset=digits", "model=cnn"]))
+        waited = time.monotonic() - t0
+    finally:
+        holder.wait(timeout=60)
+    assert waited >= 1.0, f"the queue wrote while another process held the lease (waited {waited:.2f} s)"
+    assert [j.id for j in queue.pending()] == [job.id]

@@ -1,4 +1,4 @@
-"""Cockpit actions shared by the pages and the REST API, as calls into submit / job_queue / runner.
+"""Cockpit actions shared by the pages and the REST API, as calls into submit / queue_store / runner.
 
 Nothing here decides anything the CLI would not: these functions only assemble override lists
 from an experiment's record and hand them to :mod:`MLSystem.submit`.
