@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from MLSystem.errors import ExitCode
+from MLSystem.job_outcome import signal_name
 from MLSystem.launcher_config import LauncherConfig, slurm_parameters
 
 FINISHED, STOPPED, BUSY, FAILED, INTERRUPTED = "finished", "stopped", "busy", "failed", "interrupted"
@@ -145,7 +146,7 @@ class TrainJob:
             return JobResult(3, STOPPED, self.requeues, jid, "stopped on request; resumable")
         if code == ExitCode.BUSY:
             return JobResult(4, BUSY, self.requeues, jid, "another process is training this experiment")
-        how = f"was killed by {_signal_name(-code)} (exit code 1)" if code < 0 else f"failed (exit code {code})"
+        how = f"was killed by {signal_name(-code)} (exit code 1)" if code < 0 else f"failed (exit code {code})"
         raise TrainingFailed(f"job {self.job_id or '?'}: execute_train {how}; see {self.log or 'the job output'}")
 
     def _run(self, child: list, preempted: threading.Event, rank: int) -> int:
@@ -184,13 +185,6 @@ def _engine_id(engine: Any) -> str | None:
     with contextlib.suppress(Exception):
         return str(engine.job_id)
     return None
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
 
 
 # -- the engine side (runner / submit --list) ---------------------------------------------------------

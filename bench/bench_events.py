@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -28,23 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import env_for, make_project  # noqa: E402
 
 TOKEN = "bench-token"
 TRAIN = ["dataset=digits", "model=cnn", "max_epochs=2", "n_train=8192", "n_val=256", "batch_size=32",
          "log_every_n_steps=1"]
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "configs", root / "configs")
-    shutil.copytree(REPO / "definitions", root / "definitions", ignore=shutil.ignore_patterns("__pycache__"))
-    return root
-
-
-def env_for(root: Path) -> dict[str, str]:
-    return dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONUNBUFFERED="1")
 
 
 def free_port() -> int:

@@ -23,15 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "configs", root / "configs")
-    shutil.copytree(REPO / "definitions", root / "definitions", ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import make_project  # noqa: E402
 
 
 def write_long_log(path: Path, epochs: int, steps_per_epoch: int) -> int:

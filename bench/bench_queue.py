@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,22 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import env_for, make_project  # noqa: E402
 
 FAST = ["n_train=256", "n_val=64", "batch_size=32"]
 TRAINED = ["dataset=digits", "model=mlp", "max_epochs=1", *FAST]
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "configs", root / "configs")
-    shutil.copytree(REPO / "definitions", root / "definitions", ignore=shutil.ignore_patterns("__pycache__"))
-    return root
-
-
-def env_for(root: Path) -> dict[str, str]:
-    return dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONUNBUFFERED="1")
 
 
 def ts(text: str) -> float:

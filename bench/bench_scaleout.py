@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -26,20 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "configs", root / "configs")
-    shutil.copytree(REPO / "definitions", root / "definitions", ignore=shutil.ignore_patterns("__pycache__"))
-    return root
-
-
-def env_for(root: Path) -> dict[str, str]:
-    return dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONUNBUFFERED="1",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, env_for, make_project  # noqa: E402
 
 
 def p95(values: list[float]) -> float:
