@@ -128,7 +128,13 @@ _SCHEMA = (
     "DROP TABLE IF EXISTS meta",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
 )
-_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_NOTADB = 13, 10, 11, 26
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged or foreign index file (not a transient error such as a lock held by another process)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or not isinstance(exc, sqlite3.OperationalError)
 
 
 def _disk_full(exc: sqlite3.Error, folder: Path) -> bool:
@@ -152,12 +158,17 @@ class ExperimentIndexDB:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
+    def connect(self, *, ensure_schema: bool = True) -> Iterator[sqlite3.Connection]:
         self.file.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(str(self.file), timeout=60)
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            # Every connection makes sure the tables exist: a reader that opens the index while
+            # another process creates it waits for that transaction instead of seeing no table.
+            # (A refresh after a reader created them finds no meta yet and so does a full check.)
+            if ensure_schema:
+                self._ensure_schema(con)
             yield con
         except sqlite3.OperationalError as exc:
             if _disk_full(exc, self.file.parent):  # the CLI's one "disk full: …" line, not a traceback
@@ -209,7 +220,10 @@ class ExperimentIndexDB:
         try:
             try:
                 return self._refresh(full, t0)
-            except sqlite3.DatabaseError:  # a corrupt index file: it is only a cache
+            except sqlite3.DatabaseError as exc:
+                if not _corrupt(exc):  # "database is locked" and the like are not a reason to delete it
+                    raise
+                # a corrupt index file: it is only a cache
                 for suffix in ("", "-wal", "-shm"):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(str(self.file) + suffix)
@@ -220,7 +234,7 @@ class ExperimentIndexDB:
     def _refresh(self, full: bool, t0: float) -> RefreshStats:
         root = str(self.paths.experiments)
         log_file = changes_file(self.paths)
-        with self.connect() as con:
+        with self.connect(ensure_schema=False) as con:
             rebuilt = self._ensure_schema(con)
             meta = dict(con.execute("SELECT key, value FROM meta"))
             try:

@@ -87,7 +87,9 @@ async def _all_operations(client: httpx.AsyncClient, root, ids: dict[str, str]) 
     r = await call("GET", "/api/events", "/api/events", params={"since": 0, "follow": "false"})
     assert r.headers["content-type"].startswith("text/event-stream")
     seen = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
-    assert {(e["type"], e["job_id"]) for e in seen[:2]} == {("queued", a), ("queued", b)}  # the sweep above
+    # Events are derived from the job files: `b` was deleted a moment after it was queued, so a
+    # poll may never have seen it pending (README, Events); `a` stays and must be announced.
+    assert ("queued", a) in {(e["type"], e["job_id"]) for e in seen}
     # Last: the runner starts detached and drains what the calls above queued; drain it at once.
     r = await call("POST", "/api/runner/start", "/api/runner/start", json={"slots": 2})
     assert r.json()["options"]["slots"] == 2

@@ -150,7 +150,9 @@ def test_local_time_limit_checkpoints_requeues_and_ends_like_an_uninterrupted_ru
     d = ProjectPaths(root).experiment(reference.name).dir
     statuses = [s["status"] for s in _segments(d)]
     # A warning during an attempt's start-up requeues before it opened the experiment: no segment.
-    assert statuses[-1] == "complete" and set(statuses[:-1]) == {"stopped"}, statuses
+    # A warning that lands after the last step (a slow machine) leaves the final segment "stopped"
+    # and the next attempt finds the experiment complete: the weights below are what matters.
+    assert statuses[-1] in ("complete", "stopped") and set(statuses[:-1]) <= {"stopped"}, statuses
     assert 1 <= len(statuses) - 1 <= got.requeues
     assert any(s["kind"] == "resume" and s["from_step"] % 7 for s in _segments(d))  # resumed mid-epoch
     _assert_same_run(d, reference)
