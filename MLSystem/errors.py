@@ -105,3 +105,8 @@ def suggest(word: str, options: Iterable[str], n: int = 3) -> str:
     if len(options) <= 12:
         return f" (valid: {', '.join(options) or 'none'})"
     return ""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -16,34 +16,32 @@ The folders stay the source of truth; the index is a cache that pages, filters a
   the nearest-experiment diff and ETAs).
 
 Several processes may refresh at once: SQLite's WAL mode and one transaction per refresh.
+A folder's row is ``index_rows``'s, the SQLite file's schema and damage handling ``index_sqlite``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
-import shutil
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from MLSystem import experiment_store as store
-from MLSystem.errors import CorruptFileError
-from MLSystem.paths import ExperimentPaths, ProjectPaths
-from MLSystem.records import ExperimentRecord, ExperimentStatus
+from MLSystem import index_sqlite
+from MLSystem.index_rows import COLS, folder_stamp, row_from_files, scan_folders
+from MLSystem.index_sqlite import delete_index, ensure_schema, is_corrupt
+from MLSystem.paths import ProjectPaths
+from MLSystem.records import ExperimentStatus
 from MLSystem.utils.change_log import changes_file, read_changes
 
-SCHEMA_VERSION = 6
 FULL_CHECK_MAX = 20_000  # up to this many experiments, every refresh stats every folder
 SORTS = {"updated": "updated", "created": "created", "id": "id", "dataset": "dataset", "model": "model",
          "adapter": "adapter", "status": "status", "epochs": "epochs_done"}
-_COLS = ("id", "dataset", "model", "adapter", "status", "epochs_done", "max_epochs", "created", "updated", "parent",
-         "init_from", "identity_values", "epoch_seconds", "error", "metric_modes", "stamp")
 
 
 @dataclass
@@ -59,96 +57,6 @@ def index_file(paths: ProjectPaths) -> Path:
     return paths.output / ".cache" / "experiments.sqlite"
 
 
-def _scan(root: str, *, stat: bool) -> dict[str, str]:
-    """Folder names under ``root`` (with their stamp when ``stat``; else "")."""
-    out: dict[str, str] = {}
-    if not os.path.isdir(root):
-        return out
-    with os.scandir(root) as it:
-        for d in it:
-            if d.name.startswith(".") or not d.is_dir():
-                continue
-            out[d.name] = _stamp(d.path) if stat else ""
-    return out
-
-
-def _stamp(d: str) -> str:
-    """The folder's mtime plus ``experiment.json``'s and ``state.json``'s (a file rewritten in
-    place, not through the store, changes only its own mtime)."""
-    out = []
-    for path in (d, os.path.join(d, "experiment.json"), os.path.join(d, "state.json")):
-        try:
-            st = os.stat(path)
-            out.append(f"{st.st_mtime_ns}.{st.st_size}")
-        except OSError:
-            out.append("-")
-    return ":".join(out)
-
-
-def _row_from_files(d: str, name: str, stamp: str) -> tuple | None:
-    """The index row of one folder (through the experiment store's readers), or None if it has
-    no ``experiment.json``; a garbled one gives a "damaged" row carrying the reason."""
-    exp = ExperimentPaths(Path(d))
-    try:
-        record = store.read_record(exp)
-    except CorruptFileError as exc:
-        record = ExperimentRecord.damaged(name, str(exc))
-    except OSError as exc:
-        record = ExperimentRecord.damaged(name, f"{exp.metadata}: cannot be read ({exc.strerror})")
-    if record is None:
-        return None
-    try:
-        state = store.read_state(exp) if record.status != ExperimentStatus.DAMAGED else None
-    except (CorruptFileError, OSError):
-        state = None
-    done = state.epochs_completed if state is not None else int(record.epochs_done or 0)
-    target = record.max_epochs or (state.max_epochs if state is not None else None)
-    ident = record.identity or {}
-    values = {**(ident.get("params") or {}), **(record.identity_values or {})}
-    secs = None if "epoch_seconds" in record.missing else record.epoch_seconds
-    sel = {k: getattr(record, k, None) or ident.get(k) or "" for k in ("dataset", "model", "adapter")}
-    return (name, sel["dataset"], sel["model"], sel["adapter"], str(record.status or ""), done,
-            target, record.created or "", record.updated or "", record.parent, ident.get("init_from"),
-            json.dumps(values, separators=(",", ":"), default=str),
-            float(secs) if isinstance(secs, (int, float)) else None, record.error,
-            json.dumps(record.metric_modes or {}, separators=(",", ":")), stamp)
-
-
-_SCHEMA = (
-    "DROP TABLE IF EXISTS experiments",
-    """CREATE TABLE experiments (id TEXT PRIMARY KEY, dataset TEXT, model TEXT, adapter TEXT, status TEXT,
-        epochs_done INTEGER, max_epochs INTEGER, created TEXT, updated TEXT, parent TEXT,
-        init_from TEXT, identity_values TEXT, epoch_seconds REAL, error TEXT, metric_modes TEXT,
-        stamp TEXT)""",
-    "CREATE INDEX exp_updated ON experiments(updated)",
-    "CREATE INDEX exp_created ON experiments(created)",
-    "CREATE INDEX exp_sel ON experiments(dataset, model, updated)",
-    "CREATE INDEX exp_status ON experiments(status)",
-    "CREATE INDEX exp_epochs ON experiments(epochs_done)",
-    "DROP TABLE IF EXISTS meta",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
-)
-_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_NOTADB = 13, 10, 11, 26
-
-
-def _corrupt(exc: sqlite3.DatabaseError) -> bool:
-    """A damaged or foreign index file (not a transient error such as a lock held by another process)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or not isinstance(exc, sqlite3.OperationalError)
-
-
-def _disk_full(exc: sqlite3.Error, folder: Path) -> bool:
-    """SQLite's own error for a full disk, or an I/O error on a disk with (almost) no space left
-    (SQLite reports ENOSPC during a WAL write as a plain "disk I/O error")."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code == _SQLITE_FULL:
-        return True
-    if code == _SQLITE_IOERR:
-        with contextlib.suppress(OSError):
-            return shutil.disk_usage(folder).free < (1 << 20)
-    return False
-
-
 class ExperimentIndexDB:
     """The index of one project (cheap to create; one SQLite connection per call)."""
 
@@ -157,46 +65,9 @@ class ExperimentIndexDB:
         self.file = index_file(paths)
         self._lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def connect(self, *, ensure_schema: bool = True) -> Iterator[sqlite3.Connection]:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(str(self.file), timeout=60)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            # Every connection makes sure the tables exist: a reader that opens the index while
-            # another process creates it waits for that transaction instead of seeing no table.
-            # (A refresh after a reader created them finds no meta yet and so does a full check.)
-            if ensure_schema:
-                self._ensure_schema(con)
-            yield con
-        except sqlite3.OperationalError as exc:
-            if _disk_full(exc, self.file.parent):  # the CLI's one "disk full: …" line, not a traceback
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.file)) from exc
-            raise
-        finally:
-            con.close()
-
-    def _ensure_schema(self, con: sqlite3.Connection) -> bool:
-        """Create the tables (dropping an older schema); True if the index was (re)created.
-
-        One transaction (``BEGIN IMMEDIATE``, version checked again inside it): another process or
-        thread building the index at the same time never sees the tables half dropped."""
-        if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return False
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-                con.execute("COMMIT")
-                return False
-            for statement in _SCHEMA:
-                con.execute(statement)
-            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return True
+    def connect(self, *, ensure_schema: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection to the index (its tables made sure of unless ``ensure_schema`` is False)."""
+        return index_sqlite.connect(self.file, ensure_tables=ensure_schema)
 
     def refresh(self, *, full: bool = False) -> RefreshStats:
         """Bring the index up to date with the folders.
@@ -221,12 +92,10 @@ class ExperimentIndexDB:
             try:
                 return self._refresh(full, t0)
             except sqlite3.DatabaseError as exc:
-                if not _corrupt(exc):  # "database is locked" and the like are not a reason to delete it
+                if not is_corrupt(exc):  # "database is locked" and the like are not a reason to delete it
                     raise
                 # a corrupt index file: it is only a cache
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(str(self.file) + suffix)
+                delete_index(self.file)
                 return self._refresh(True, t0)
         finally:
             self._lock.release()
@@ -235,7 +104,7 @@ class ExperimentIndexDB:
         root = str(self.paths.experiments)
         log_file = changes_file(self.paths)
         with self.connect(ensure_schema=False) as con:
-            rebuilt = self._ensure_schema(con)
+            rebuilt = ensure_schema(con)
             meta = dict(con.execute("SELECT key, value FROM meta"))
             try:
                 root_mtime = str(os.stat(root).st_mtime_ns)
@@ -256,13 +125,13 @@ class ExperimentIndexDB:
             # Every row's stamp only when folders may have been added or removed.
             known = dict(con.execute("SELECT id, stamp FROM experiments")) if full or root_changed else {}
             if full:
-                on_disk = _scan(root, stat=True)
+                on_disk = scan_folders(root, stat=True)
                 changed = [n for n, s in on_disk.items() if known.get(n) != s]
             else:
                 offset = int(meta.get("log_offset", 0)) if meta.get("log_id") == log_id else 0
                 changed = list(dict.fromkeys(read_changes(log_file, offset, log_size)))
                 if root_changed:
-                    on_disk = _scan(root, stat=False)
+                    on_disk = scan_folders(root, stat=False)
                     changed += [n for n in on_disk if n not in known]
                 else:
                     on_disk = None
@@ -271,21 +140,21 @@ class ExperimentIndexDB:
             recent = time.time_ns() - 2_000_000_000
             for name in dict.fromkeys(changed):
                 d = os.path.join(root, name)
-                stamp = on_disk.get(name) if on_disk and on_disk.get(name) else _stamp(d)
+                stamp = on_disk.get(name) if on_disk and on_disk.get(name) else folder_stamp(d)
                 if stamp.startswith("-"):  # the folder is gone
                     gone.append(name)
                     continue
                 # A folder changed in the last 2 s may change again within the same mtime tick:
                 # store no stamp, so the next full check reads it once more.
                 newest = max(int(x.split(".")[0]) for x in stamp.split(":") if x != "-")
-                row = _row_from_files(d, name, stamp if newest < recent else "recent")
+                row = row_from_files(d, name, stamp if newest < recent else "recent")
                 if row is None:
                     gone.append(name)
                 else:
                     rows.append(row)
             with con:
-                con.executemany(f"INSERT OR REPLACE INTO experiments ({','.join(_COLS)}) "
-                                f"VALUES ({','.join('?' * len(_COLS))})", rows)
+                con.executemany(f"INSERT OR REPLACE INTO experiments ({','.join(COLS)}) "
+                                f"VALUES ({','.join('?' * len(COLS))})", rows)
                 con.executemany("DELETE FROM experiments WHERE id = ?", [(n,) for n in set(gone)])
                 total = con.execute("SELECT count(*) FROM experiments").fetchone()[0]
                 con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",

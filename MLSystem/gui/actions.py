@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from MLSystem.checkpoint_manager import find_checkpoint
-from MLSystem.config_merge import to_override
+from MLSystem.overrides import to_override
 from MLSystem.errors import BadInputError, CorruptFileError
 from MLSystem.experiment_store import read_record, read_state, resolve_id
 from MLSystem.jobs import Status

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from MLSystem.config_merge import to_override
+from MLSystem.overrides import to_override
 from MLSystem.errors import ConfigError
 
 
