@@ -53,14 +53,37 @@ def _deal(items: list, world_size: int, rank: int) -> list:
 
 
 class _Sharded:
-    """World size and rank: given explicitly, else the process group's (resolved when used,
-    because Lightning builds the loaders after it has set up the group)."""
+    """What both samplers share: an epoch fixed by ``(seed, epoch)``, dealt out over the ranks
+    (world size and rank given explicitly, else the process group's — resolved when used,
+    because Lightning builds the loaders after it has set up the group), and a one-time skip of
+    this rank's first units (samples or batches) of one epoch, for mid-epoch resume."""
 
-    _replicas: int | None = None
-    _rank: int = 0
+    def __init__(self, *, shuffle: bool, seed: int, num_replicas: int | None, rank: int):
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._skip = 0
+        self._skip_epoch: int | None = None
+        self._replicas, self._rank = num_replicas, rank
 
     def world(self) -> tuple[int, int]:
         return (self._replicas, self._rank) if self._replicas is not None else world()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
+
+    def skip_in_epoch(self, epoch: int, units: int) -> None:
+        """Start epoch ``epoch`` after this rank's first ``units`` units (once)."""
+        self._skip, self._skip_epoch = units, epoch
+
+    def _epoch_units(self, epoch: int) -> list:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator:
+        skip = self._skip if self._skip_epoch == self.epoch else 0
+        self._skip, self._skip_epoch = 0, None
+        return iter(_deal(self._epoch_units(self.epoch), *self.world())[skip:])
 
 
 class ResumableSampler(_Sharded, Sampler[int]):
@@ -69,17 +92,8 @@ class ResumableSampler(_Sharded, Sampler[int]):
 
     def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int = 0,
                  num_replicas: int | None = None, rank: int = 0):
+        super().__init__(shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank)
         self.num_samples = num_samples
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-        self._skip = 0
-        self._skip_epoch: int | None = None
-        self._replicas, self._rank = num_replicas, rank
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
-        self.epoch = epoch
 
     def order(self, epoch: int) -> list[int]:
         if not self.shuffle:
@@ -87,14 +101,7 @@ class ResumableSampler(_Sharded, Sampler[int]):
         g = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
         return torch.randperm(self.num_samples, generator=g).tolist()
 
-    def skip_in_epoch(self, epoch: int, samples: int) -> None:
-        """Start epoch ``epoch`` after this rank's first ``samples`` samples (once)."""
-        self._skip, self._skip_epoch = samples, epoch
-
-    def __iter__(self) -> Iterator[int]:
-        skip = self._skip if self._skip_epoch == self.epoch else 0
-        self._skip, self._skip_epoch = 0, None
-        return iter(_deal(self.order(self.epoch), *self.world())[skip:])
+    _epoch_units = order  # the unit skipped on resume is a sample
 
     def __len__(self) -> int:
         # The full epoch (this rank's share): Lightning counts the already-done batches itself
@@ -117,18 +124,10 @@ class BucketBatchSampler(_Sharded, Sampler[list[int]]):
                  jitter: float = 0.1, num_replicas: int | None = None, rank: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        super().__init__(shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank)
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.float64)
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
         self.jitter = jitter
-        self.epoch = 0
-        self._skip = 0
-        self._skip_epoch: int | None = None
-        self._replicas, self._rank = num_replicas, rank
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def batches(self, epoch: int) -> list[list[int]]:
         if not self.shuffle:
@@ -140,14 +139,7 @@ class BucketBatchSampler(_Sharded, Sampler[list[int]]):
         chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         return [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
 
-    def skip_in_epoch(self, epoch: int, batches: int) -> None:
-        """Start epoch ``epoch`` after this rank's first ``batches`` batches (once)."""
-        self._skip, self._skip_epoch = batches, epoch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        skip = self._skip if self._skip_epoch == self.epoch else 0
-        self._skip, self._skip_epoch = 0, None
-        return iter(_deal(self.batches(self.epoch), *self.world())[skip:])
+    _epoch_units = batches  # the unit skipped on resume is a batch
 
     def __len__(self) -> int:
         size, _ = self.world()
