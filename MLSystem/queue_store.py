@@ -19,7 +19,7 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from MLSystem import runner_record
 from MLSystem.jobs import (
@@ -33,6 +33,7 @@ from MLSystem.jobs import (
     Status,
 )
 from MLSystem.paths import ProjectPaths
+from MLSystem.queue_claims import RunnerQueueOps
 from MLSystem.queue_files import Invalid, Unreadable, read_job_file
 from MLSystem.shared_lock import make_lock
 from MLSystem.utils.atomic import atomic_write_json
@@ -42,7 +43,7 @@ LOCK_TIMEOUT_S = 30.0  # a holder never keeps the lock longer than one scan of t
 log = logging.getLogger("MLSystem.queue")
 
 
-class JobQueue:
+class JobQueue(RunnerQueueOps):
     """All queue operations. Safe to use from several processes at once (CLI, runner, GUI)."""
 
     def __init__(self, paths: ProjectPaths | None = None):
@@ -340,115 +341,3 @@ class JobQueue:
     def active_runner(self) -> dict | None:
         """``runner.json`` of the live runner (None when none runs); see :mod:`MLSystem.runner_record`."""
         return runner_record.active_runner(self.paths)
-
-    # -- used by the runner ------------------------------------------------------------------------
-    def claim_next(self, runner: dict, busy: Callable[[Job], str | None] = lambda j: None,
-                   backoff_s: float = 10.0) -> Job | None:
-        """Move the first runnable pending job to running/ and return it (None if there is none).
-
-        ``busy(job)`` says why the job's experiment is taken right now; such a job stays pending
-        and is skipped until ``backoff_s`` later.
-        """
-        claimed = self.claim(runner, lambda job: True, busy=busy, backoff_s=backoff_s, limit=1)
-        return claimed[0][0] if claimed else None
-
-    def claim(self, runner: dict, pick: Callable[[Job], Any], *, busy: Callable[[Job], str | None] = lambda j: None,
-              backoff_s: float = 10.0, limit: int = 1) -> list[tuple[Job, Any]]:
-        """Claim up to ``limit`` runnable pending jobs in run order, each moved to running/.
-
-        For each runnable job whose experiment is not ``busy`` (see :meth:`claim_next`),
-        ``pick(job)`` decides: ``None`` = skip it, a ``str`` = skip it and show that as its note,
-        anything else = claim it (returned with the job). One pass under the lock, so the runner
-        fills all its free slots at once.
-        """
-        now = time.time()
-        out: list[tuple[Job, Any]] = []
-        with self.locked():
-            for job in sorted(self._scan(Status.PENDING), key=Job.order_key):
-                if len(out) >= limit:
-                    break
-                if job.held or (job.not_before or 0) > now:
-                    continue
-                reason = busy(job)
-                if reason:
-                    job.not_before, job.note = now + backoff_s, f"waiting: {reason}"
-                    self._write(Status.PENDING, job)
-                    continue
-                chosen = pick(job)
-                if chosen is None:
-                    continue
-                if isinstance(chosen, str):
-                    if job.note != chosen:
-                        job.note = chosen
-                        self._write(Status.PENDING, job)
-                    continue
-                job = self._move(job, Status.PENDING, Status.RUNNING, attempts=job.attempts + 1,
-                                 started=now_iso(), ended=None, runner=runner, host=self.host, pid=None,
-                                 exit_code=None, signal=None, error=None, stop_requested=None,
-                                 not_before=None, placement=None, note=f"attempt {job.attempts + 1} started")
-                out.append((job, chosen))
-        return out
-
-    def next_wakeup(self) -> float | None:
-        """Seconds until a pending (not held) job may run: 0 = now, None = nothing to wait for."""
-        now = time.time()
-        times = [max(0.0, (j.not_before or 0) - now) for j in self.pending() if not j.held]
-        return min(times) if times else None
-
-    def running(self, job_id: str) -> Job | None:
-        """The current record of a running job (None if it is not in running/)."""
-        with self.locked():
-            return self._load(self.paths.job_file(Status.RUNNING, job_id), Status.RUNNING)
-
-    def update_running(self, job_id: str, **changes: Any) -> Job | None:
-        with self.locked():
-            job = self._load(self.paths.job_file(Status.RUNNING, job_id), Status.RUNNING)
-            if job is None:
-                return None
-            for key, value in changes.items():
-                setattr(job, key, value)
-            self._write(Status.RUNNING, job)
-            return job
-
-    def complete(self, job: Job, status: Status, **changes: Any) -> Job:
-        """File a running job under ``status`` (pending = run again later), recording an attempt."""
-        with self.locked():
-            current = self._load(self.paths.job_file(Status.RUNNING, job.id), Status.RUNNING)
-            if current is None:  # its file vanished (removed by hand): recreate it from memory
-                current = job
-                self._write(Status.RUNNING, current)
-            for key, value in changes.items():
-                setattr(current, key, value)
-            current.history = list(current.history) + [{
-                "attempt": current.attempts, "started": current.started, "ended": current.ended,
-                "pid": current.pid, "exit_code": current.exit_code, "signal": current.signal,
-                "outcome": status.value, "note": current.note}]
-            with contextlib.suppress(FileNotFoundError):
-                self.paths.stop_flag(job.id).unlink()
-            return self._move(current, Status.RUNNING, status)
-
-    def recover(self, done: Callable[[Job], str | None] = lambda j: None) -> list[tuple[Job, Status]]:
-        """Jobs left in running/ by a dead runner. Call only while holding the runner lock (then no
-        live runner owns them).
-
-        ``done(job)`` returns a note when the job's work is complete although it was never filed
-        (the runner died between the job's exit and the filing): it goes to finished/. Otherwise it
-        goes back to pending; the interrupted attempt does not count toward ``max_attempts``,
-        because the runner died, not the job (the job's process got SIGTERM and checkpointed).
-        """
-        out = []
-        with self.locked():
-            for job in self._scan(Status.RUNNING):
-                who = (job.runner or {}).get("pid", "?")
-                finished = done(job)
-                if finished:
-                    note = f"{finished} (filed at recovery: runner pid {who} died before filing it)"
-                    job = self.complete(job, Status.FINISHED, ended=job.ended or now_iso(), note=note)
-                    out.append((job, Status.FINISHED))
-                    continue
-                note = (f"recovered: runner pid {who} died during attempt {job.attempts}; resumes from its "
-                        "checkpoint (not counted toward max_attempts)")
-                job = self.complete(job, Status.PENDING, ended=now_iso(), note=note,
-                                    attempts=max(0, job.attempts - 1))
-                out.append((job, Status.PENDING))
-        return out
