@@ -14,6 +14,17 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     echo "[test] chromium/chromedriver missing and not root with apt-get: the browser test will be skipped" >&2
   fi
 fi
+# The speech-corpus tests run every synthesizer: Debian's flite and festival voices (the demo only
+# needs espeak-ng from PyPI). Installed here when missing and possible, else those tests are skipped.
+if ! command -v flite >/dev/null || ! command -v festival >/dev/null || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[test] installing flite + festival voices + fortunes for the speech-corpus tests"
+    bash scripts/install_tts.sh >/tmp/mlsystem-tts-apt.log 2>&1 \
+      || echo "[test] TTS install failed (see /tmp/mlsystem-tts-apt.log); those engine tests will be skipped" >&2
+  else
+    echo "[test] flite/festival missing and not root with apt-get: those engine tests will be skipped" >&2
+  fi
+fi
 # The Slurm tests (marker `slurm`) run against a real single-node Slurm: scripts/slurm_up.sh installs
 # slurm-wlm + munge (root with apt-get) and starts it. Elsewhere they are skipped with the reason.
 bash scripts/slurm_up.sh >/tmp/mlsystem-slurm-up.log 2>&1 \

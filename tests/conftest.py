@@ -114,9 +114,12 @@ async def user(gui_project, request):
 
 def synth_corpus(out: Path, **kwargs):
     """The speech-corpus generator, imported when called: in-process tests of other projects may
-    have swapped the ``definitions`` modules, and its worker pool pickles functions by module name."""
+    have swapped the ``definitions`` modules, and its worker pool pickles functions by module name.
+    Unless a test names them, only espeak and the bundled real text: the same corpus on every machine,
+    whichever Debian synthesizers are installed."""
     import importlib
 
+    kwargs = {"engines": "espeak", "text_source": "bundled", **kwargs}
     return importlib.import_module("definitions.tools.ljspeech_synth").generate(out, **kwargs)
 
 

@@ -59,7 +59,7 @@ def test_generator_writes_ljspeech_layout_that_the_dataset_reads_back(corpus):
     voice = {r.split("|")[2] for r in (corpus / "heldout_voice.csv").read_text().splitlines()}
     assert len(held) == len(voice) == 6
     assert not held & {r[2] for r in rows} and not voice & {r[2] for r in rows}
-    made_by = {line.split("|")[0]: line.split("|")[1] for line in (corpus / "utterances.csv").read_text().splitlines()[1:]}
+    made_by = {line.split("|")[0]: line.split("|")[3] for line in (corpus / "utterances.csv").read_text().splitlines()[1:]}
     assert {made_by[r[0]] for r in rows} <= set(TRAIN_VOICES) and HELDOUT_VOICE not in TRAIN_VOICES
     assert {made_by[r.split("|")[0]] for r in (corpus / "heldout_voice.csv").read_text().splitlines()} == {HELDOUT_VOICE}
 

@@ -7,7 +7,10 @@ skip reading it. Without an adapter transform an item is a dict with the wavefor
 Every row is checked once at setup: bad metadata rows, missing or unreadable wavs, a wrong
 sample rate and over-long files are skipped with one warning that counts them (or, with
 ``on_bad_row=error``, fail with all problems listed). Validation is ``val_metadata`` if given,
-else a fixed ``val_fraction`` of ``metadata.csv`` drawn by ``seed``.
+else a fixed ``val_fraction`` of ``metadata.csv`` drawn by ``seed``. ``engines`` /
+``exclude_engines`` keep only the files those synthesizers made (read from the generator's
+``utterances.csv``), in training and validation alike: leave-one-engine-out never sees the
+left-out engine before its test.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from definitions.datasets.ljspeech.config import split_list
+from definitions.datasets.ljspeech.manifest import engine_filter
 from definitions.datasets.ljspeech.metadata import Row, read_metadata
 from MLSystem.base import BaseDataModule, ProjectPaths
 
@@ -151,9 +156,26 @@ class LJSpeechDataModule(BaseDataModule):
                               "(make one: python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth)")
         load = partial(load_utterances, root, sample_rate=int(p["sample_rate"]), max_seconds=float(p["max_seconds"]),
                        on_bad_row=p["on_bad_row"])
-        utts = load(p["metadata"])
+        keep = None
+        if split_list(p.get("engines", "")) or split_list(p.get("exclude_engines", "")):
+            try:
+                keep = engine_filter(root, split_list(p.get("engines", "")), split_list(p.get("exclude_engines", "")))
+            except (FileNotFoundError, ValueError) as exc:
+                raise CorpusError(str(exc)) from exc
+
+        def load_kept(name: str) -> list[Utterance]:
+            utts = load(name)
+            if keep is None:
+                return utts
+            kept = [u for u in utts if keep.get(u.id, False)]
+            if not kept:
+                raise CorpusError(f"{root / name}: no utterance left after engines={p.get('engines')!r} "
+                                  f"exclude_engines={p.get('exclude_engines')!r}")
+            return kept
+
+        utts = load_kept(p["metadata"])
         if p["val_metadata"]:
-            train, val = utts, load(p["val_metadata"])
+            train, val = utts, load_kept(p["val_metadata"])
         else:
             train, val = split_train_val(utts, float(p["val_fraction"]), int(p["seed"]))
         limited = self.limit(UtteranceDataset(train, None))

@@ -5,6 +5,8 @@ dates, money, times and punctuation, each with its spelled-out (LJSpeech "normal
 
     ('On May 3rd, 1984, the clerk sold 12 red lamps for $7.50.',
      'On May third, nineteen eighty-four, the clerk sold twelve red lamps for seven dollars and fifty cents.')
+
+Templates are a minority of the corpus (``--template-share``); the rest is real prose (realtext.py).
 """
 
 from __future__ import annotations
@@ -14,14 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+from definitions.tools.ljspeech_synth.normalize import MONTHS, ONES, cardinal, clock, money, ordinal, year
+
 WORDS_FILE = Path(__file__).with_name("words.txt")
-ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen").split()
-TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                 "nine": "ninth", "twelve": "twelfth"}
-MONTHS = ("January February March April May June July August September October November "
-          "December").split()
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 
 
@@ -44,67 +41,12 @@ def word_lists() -> dict[str, list[str]]:
     return lists
 
 
-# -- numbers -----------------------------------------------------------------------------------
-def cardinal(n: int) -> str:
-    """``1234`` -> ``one thousand two hundred thirty-four`` (0 <= n < 10**9)."""
-    if n < 0 or n >= 10**9:
-        raise ValueError(f"cardinal: {n} out of range")
-    if n < 20:
-        return ONES[n]
-    if n < 100:
-        return TENS[n // 10] + ("" if n % 10 == 0 else "-" + ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + cardinal(rest))
-    for size, name in ((10**6, "million"), (1000, "thousand")):
-        if n >= size:
-            rest = n % size
-            return cardinal(n // size) + f" {name}" + ("" if rest == 0 else " " + cardinal(rest))
-    raise AssertionError(n)
-
-
-def ordinal(n: int) -> str:
-    """``21`` -> ``twenty-first``."""
-    words = cardinal(n)
-    head, sep, last = words.rpartition("-") if "-" in words.split()[-1] else words.rpartition(" ")
-    if last in ORDINAL_WORDS:
-        last = ORDINAL_WORDS[last]
-    elif last.endswith("y"):
-        last = last[:-1] + "ieth"
-    else:
-        last += "th"
-    return head + sep + last
-
-
+# -- numbers (spelled out by normalize.py, the one owner of number words) -------------------
 def ordinal_suffix(n: int) -> str:
     """``21`` -> ``21st``."""
     if 10 <= n % 100 <= 20:
         return f"{n}th"
     return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
-
-
-def year(n: int) -> str:
-    """Years as read aloud: 1984 -> nineteen eighty-four, 2005 -> two thousand five, 1900 -> nineteen hundred."""
-    if 2000 <= n < 2010:
-        return cardinal(n)
-    hi, lo = divmod(n, 100)
-    if lo == 0:
-        return cardinal(hi) + " hundred"
-    return cardinal(hi) + " " + (f"oh {ONES[lo]}" if lo < 10 else cardinal(lo))
-
-
-def clock(hour: int, minute: int) -> str:
-    """7:05 -> seven oh five, 7:00 -> seven o'clock."""
-    if minute == 0:
-        return f"{cardinal(hour)} o'clock"
-    return f"{cardinal(hour)} " + (f"oh {ONES[minute]}" if minute < 10 else cardinal(minute))
-
-
-def money(dollars: int, cents: int) -> str:
-    out = f"{cardinal(dollars)} dollar{'s' if dollars != 1 else ''}"
-    if cents:
-        out += f" and {cardinal(cents)} cent{'s' if cents != 1 else ''}"
-    return out
 
 
 def plural(noun: str) -> str:
