@@ -131,6 +131,39 @@ def load_time(driver, url: str, ready: str, timeout: float = 30.0) -> float:
     return time.perf_counter() - t0
 
 
+# Installed in the next document (Chrome DevTools protocol): the page notes when the ready text is
+# in its DOM and when the next frame is painted, in its own clock (0 = the navigation's start).
+WATCH_JS = """
+(function poll() {
+  if (document.body && document.body.innerText.includes(%s)) {
+    const seen = performance.now();
+    requestAnimationFrame(() => { window.__shown = [seen, performance.now()]; });
+    return;
+  }
+  setTimeout(poll, 2);
+})();
+"""
+
+
+def visit_time(driver, url: str, ready: str, timeout: float = 30.0) -> tuple[float, float]:
+    """(in page, webdriver) seconds until ``ready`` shows. In page: from the navigation's start
+    until the frame after ``ready`` entered the DOM, in the page's own clock; webdriver:
+    :func:`load_time`'s wall clock, which adds webdriver's own work (its page-load wait and its
+    visible-text atom over the whole page, polled)."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": WATCH_JS % json.dumps(ready)})["identifier"]
+    try:
+        wall = load_time(driver, url, ready, timeout)
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script})
+    t0 = time.perf_counter()
+    while (shown := driver.execute_script("return window.__shown || null")) is None:
+        if time.perf_counter() - t0 > 5:
+            raise SystemExit(f"{url}: the page did not time itself")
+        time.sleep(0.01)
+    return shown[1] / 1000, wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiments", type=int, default=10000)

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_gui import browser, free_port, load_time, make_project, start_gui  # noqa: E402
+from bench_gui import browser, free_port, make_project, start_gui, visit_time  # noqa: E402
 
 from MLSystem.paths import ProjectPaths  # noqa: E402
 
@@ -99,25 +99,28 @@ def core(root: Path, n_exp: int, trials: int) -> list[tuple[str, float, str]]:
     return rows
 
 
-def pages(root: Path, n_exp: int, ids: list[str]) -> list[tuple[str, float, float]]:
-    port = free_port()
-    gui = start_gui(root, port)
-    base = f"http://127.0.0.1:{port}"
-    driver = browser()
-    out = []
-    try:
-        for path, ready, what in [
-                ("/experiments", f"{n_exp:,}".replace(",", "") + " experiments", "experiments table (first page of 50)"),
-                ("/compare?ids=" + ",".join(ids), "Best / last value per metric", "compare of 10"),
-                ("/studies/bench-study", "Best: trial", "study page (200 trials, importance)")]:
-            cold = load_time(driver, base + path, ready, timeout=60)
-            warm = load_time(driver, base + path, ready, timeout=60)
-            out.append((what, cold, warm))
-    finally:
-        driver.quit()
-        gui.terminate()
-        gui.wait(timeout=30)
-    return out
+def pages(root: Path, n_exp: int, ids: list[str], repeats: int) -> list[tuple[str, list, list]]:
+    """Each page's first and second visit, ``repeats`` times: each time a new browser (empty
+    cache) and a new cockpit process, and the first page opened as soon as the cockpit accepts
+    connections (its warm-up running: the worst case of opening the printed URL at once)."""
+    visits = [("/experiments", f"{n_exp:,}".replace(",", "") + " experiments", "experiments table (first page of 50)"),
+              ("/compare?ids=" + ",".join(ids), "Best / last value per metric", "compare of 10"),
+              ("/studies/bench-study", "Best: trial", "study page (200 trials, best so far, importance)")]
+    out = {what: ([], []) for _, _, what in visits}
+    for _ in range(repeats):
+        driver = browser()  # started first: its own start-up is not the cockpit's
+        port = free_port()
+        gui = start_gui(root, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for path, ready, what in visits:
+                out[what][0].append(visit_time(driver, base + path, ready, timeout=60))
+                out[what][1].append(visit_time(driver, base + path, ready, timeout=60))
+        finally:
+            driver.quit()
+            gui.terminate()
+            gui.wait(timeout=30)
+    return [(what, first, second) for what, (first, second) in out.items()]
 
 
 def study_overhead(n: int = 20) -> tuple[float, float]:
@@ -160,6 +163,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--keep", type=Path, help="build the project here once and reuse it on later runs")
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="page visits: new browser + new cockpit each time")
+    ap.add_argument("--pages-only", action="store_true", help="skip the index, submit and study rows")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="mlsystem-bench-scale-"))
     try:
@@ -168,17 +173,31 @@ def main() -> None:
             make_project(root, args.experiments, 100)
             print(f"(built {args.experiments:,} experiments in {time.perf_counter() - t:.0f} s)", file=sys.stderr)
         os.environ["MLSYSTEM_ROOT"] = str(root)
-        rows = core(root, args.experiments, args.trials)
-        print(f"| at {args.experiments:,} experiments | time | target |\n|---|---|---|")
-        for what, t, target in rows:
-            print(f"| {what} | {t:.3f} s | {target} |")
+        if args.pages_only:  # a kept project: its index and study are there from an earlier run
+            if not (root / "output" / "studies" / "bench-study").is_dir():
+                raise SystemExit("--pages-only needs a project --keep'd from a full run")
+        else:
+            rows = core(root, args.experiments, args.trials)
+            print(f"| at {args.experiments:,} experiments | time | target |\n|---|---|---|")
+            for what, t, target in rows:
+                print(f"| {what} | {t:.3f} s | {target} |")
         if not args.no_browser:
             from MLSystem.experiment_index import ExperimentIndexDB
 
             ids = [r["id"] for r in ExperimentIndexDB(ProjectPaths(root)).page()[0][:10]]
-            print(f"\n| page ({args.experiments:,} experiments) | first visit | second visit | target |\n|---|---|---|---|")
-            for what, cold, warm in pages(root, args.experiments, ids):
-                print(f"| {what} | {cold:.2f} s | {warm:.2f} s | <= 1.5 s {'ok' if max(cold, warm) <= 1.5 else 'over'} |")
+            print(f"\n| page ({args.experiments:,} experiments), in page (webdriver) | first visit | second visit "
+                  f"| target |\n|---|---|---|---|")
+
+            def cell(times: list[tuple[float, float]]) -> str:
+                shown = statistics.median(t for t, _ in times)
+                return (f"{shown:.2f} s ({statistics.median(w for _, w in times):.2f} s)" + (
+                    f": {', '.join(f'{t:.2f}' for t, _ in times)}" if len(times) > 1 else ""))
+
+            for what, first, second in pages(root, args.experiments, ids, args.repeats):
+                worst = max(t for t, _ in first + second)  # every run within the target, not the median
+                print(f"| {what} | {cell(first)} | {cell(second)} | <= 1.5 s {'ok' if worst <= 1.5 else 'over'} |")
+        if args.pages_only:
+            return
         med, worst = study_overhead()
         print(f"\n| study overhead per trial (tell + ask + job file, no training) | median {med * 1000:.0f} ms | "
               f"max {worst * 1000:.0f} ms |")

@@ -130,5 +130,6 @@ async def test_study_page_shows_trials_best_so_far_and_importance(user: User, gu
     assert [r["state"] for r in rows] == ["complete"] * 5 + ["pruned"] and rows[5]["note"] == "pruned at epoch 1"
     history = user.find(marker="study-history").elements.pop().options["series"][1]["data"]
     assert [h[1] for h in history] == [0.5, 0.7, 0.7, 0.9, 0.9]
+    await user.should_see(marker="study-importance", retries=150)  # computed after the page is served
     assert set(user.find(marker="study-importance").elements.pop().options["yAxis"]["data"]) == {"lr", "batch_size"}
     await user.should_see(marker="study-compare", retries=20)

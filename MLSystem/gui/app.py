@@ -9,6 +9,7 @@ from nicegui import app
 
 from MLSystem.events import routes as event_routes
 from MLSystem.gui import api, api_compare
+from MLSystem.gui.activity import ActivityMiddleware
 from MLSystem.gui.auth import TokenMiddleware
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.guard import BodyLimitMiddleware, HostOriginMiddleware, allowed_hosts
@@ -42,6 +43,7 @@ def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     # No request to the cockpit is larger than an audio upload plus its multipart framing.
     app.add_middleware(BodyLimitMiddleware, limit=MAX_REQUEST_BYTES)
+    app.add_middleware(ActivityMiddleware, activity=cockpit.activity)  # the warm-up waits for quiet moments
     if token:
         app.add_middleware(TokenMiddleware, token=token)
     # Added last, so it runs first: a foreign Host or Origin is refused before anything else.

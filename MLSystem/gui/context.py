@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import time
 from dataclasses import dataclass, field
 
 from MLSystem.eta import Eta, estimate
+from MLSystem.gui.activity import Activity
 from MLSystem.gui.index import CheckpointIndex, ExperimentIndex
 from MLSystem.gui.inference import ModelCache
 from MLSystem.jobs import Job, Status
@@ -17,6 +20,10 @@ from MLSystem.tune.store import list_study_names
 
 ETA_TTL_S = 10.0  # ETAs scan the experiment listing and the queue: recomputed at most this often
 VERIFY_AFTER_S = 60.0  # the index's full check (catches hand edits) runs this often, first after startup
+# What the study pages need, imported one step at a time (~0.1-0.9 s each; Optuna's importance
+# module pulls in scikit-learn and SciPy, ~2 s in all) so that a visitor waits behind one step at most.
+STUDY_IMPORTS = ("scipy.special", "scipy.linalg", "scipy.stats", "sklearn.utils", "sklearn.ensemble", "optuna",
+                 "optuna.importance")
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Cockpit:
     experiments: ExperimentIndex = field(init=False)
     checkpoints: CheckpointIndex = field(init=False)
     models: ModelCache = field(init=False)
+    activity: Activity = field(default_factory=Activity)
     _etas: tuple[float, dict[str, Eta]] = (0.0, {})
     _eta_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,18 +50,23 @@ class Cockpit:
         return Registry.load(self.paths)
 
     def warm_up(self) -> None:
-        """Bring the experiments' query index up to date and fill the ETAs before the first
-        visitor needs them, then import Optuna if there are studies (~2 s); then, every
-        ``VERIFY_AFTER_S``, the full check of the index against every folder (hand edits; the
-        first one waits too, so that it does not slow the first pages down). Never returns: run it
-        in a daemon thread."""
-        self.experiments.indexed()  # builds the index if it is missing (once: ~25 s at 100,000)
-        jobs = self.queue().list([Status.RUNNING, Status.PENDING])
-        self.etas(jobs)
+        """Prepare what the first visitors need, without slowing them down: the experiments' query
+        index (built if missing: ~40 s at 100,000) and the rows of the experiments page's first
+        page, then — each step only once no request was served for a while (``Activity``: the
+        steps hold the GIL, which the pages' requests need) — the ETAs and, if there are studies,
+        Optuna (~2 s of imports, in steps). Then, every ``VERIFY_AFTER_S``, the full check of the
+        index against every folder (hand edits). Never returns: run it in a daemon thread."""
+        self.experiments.page()  # builds / refreshes the index, reads the first page's best metrics
+        self.activity.wait_quiet()
+        self.etas(self.queue().list([Status.RUNNING, Status.PENDING]))
         if list_study_names(self.paths):
-            import optuna.importance  # noqa: F401
+            for module in STUDY_IMPORTS:
+                self.activity.wait_quiet()
+                with contextlib.suppress(ImportError):  # only a head start: the study page imports what it uses
+                    importlib.import_module(module)
         while True:  # a daemon thread: ends with the cockpit
             time.sleep(VERIFY_AFTER_S)
+            self.activity.wait_quiet()
             self.experiments.verify()
 
     def etas(self, jobs: list[Job]) -> dict[str, Eta]:

@@ -59,6 +59,19 @@ def study_summary(paths: ProjectPaths, name: str, *, importance: bool = True) ->
     return out
 
 
+def study_importance(paths: ProjectPaths, name: str) -> dict[str, float]:
+    """:func:`param_importance` of a stored study ({} with fewer than two complete trials)."""
+    _, study = _load(StudyStore(paths, name))
+    complete = study.get_trials(deepcopy=False, states=(_complete(),)) if study else []
+    return param_importance(study) if len(complete) >= 2 else {}
+
+
+def _complete():
+    import optuna
+
+    return optuna.trial.TrialState.COMPLETE
+
+
 def param_importance(study) -> dict[str, float]:
     """Optuna's parameter importance (PED-ANOVA: no extra packages); {} when it cannot tell."""
     import warnings

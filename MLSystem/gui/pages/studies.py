@@ -1,16 +1,21 @@
-"""Pages ``/studies`` (every study) and ``/studies/{name}`` (trials, best so far, parameter importance)."""
+"""Pages ``/studies`` (every study) and ``/studies/{name}`` (trials, best so far, parameter importance).
+
+A study page is served with its trials and best-so-far history; the parameter importance follows
+(Optuna's importance module imports scikit-learn, ~2 s in a cockpit that has not loaded it yet).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nicegui import run, ui
+from nicegui import background_tasks, run, ui
 
 from MLSystem.errors import MLSystemError
 from MLSystem.gui.compare_charts import best_so_far_options, importance_options
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import frame
-from MLSystem.tune.report import list_studies, study_summary
+from MLSystem.paths import ProjectPaths
+from MLSystem.tune.report import list_studies, study_importance, study_summary
 
 
 def _fmt(v: Any) -> str:
@@ -28,7 +33,12 @@ def study_table(rows: list[dict[str, Any]]) -> None:
         <q-td :props="props"><a :href="'/studies/' + props.value" class="text-blue-700">{{ props.value }}</a></q-td>''')
 
 
-def trials_view(summary: dict[str, Any]) -> None:
+NO_IMPORTANCE = "needs at least two complete trials with different values"
+
+
+def trials_view(summary: dict[str, Any]) -> ui.label | None:
+    """The study's counts, trials table and charts. Returns the importance column's "computing…"
+    label when ``summary`` comes without the importance it can have (see :func:`show_importance`)."""
     spec = summary["spec"]
     c = summary["counts"]
     ui.label(f"{spec['metric']} ({spec['mode']}) · {summary['n_trials']}/{spec['trials']} trials · "
@@ -66,9 +76,26 @@ def trials_view(summary: dict[str, Any]) -> None:
         with ui.column().classes("w-1/3"):
             ui.label("Parameter importance (Optuna)").classes("text-lg font-semibold")
             if summary["importance"]:
-                ui.echart(importance_options(summary["importance"])).classes("w-full h-72").mark("study-importance")
+                importance_chart(summary["importance"])
+            elif summary["counts"]["complete"] < 2:
+                ui.label(NO_IMPORTANCE)
             else:
-                ui.label("needs at least two complete trials with different values")
+                return ui.label("computing…").mark("study-importance-wait")
+    return None
+
+
+def importance_chart(importance: dict[str, float]) -> None:
+    ui.echart(importance_options(importance)).classes("w-full h-72").mark("study-importance")
+
+
+async def show_importance(waiting: ui.label, paths: ProjectPaths, name: str) -> None:
+    """Replace the "computing…" label with Optuna's parameter importance."""
+    importance = await run.io_bound(study_importance, paths, name)
+    if importance is None or waiting.is_deleted:  # the page was closed meanwhile
+        return
+    with waiting.parent_slot:
+        importance_chart(importance) if importance else ui.label(NO_IMPORTANCE)
+    waiting.delete()
 
 
 def register(cockpit: Cockpit) -> None:
@@ -85,8 +112,12 @@ def register(cockpit: Cockpit) -> None:
     async def study_page(name: str) -> None:
         with frame(f"Study {name}"):
             try:
-                summary = await run.io_bound(study_summary, cockpit.paths, name)
+                summary = await run.io_bound(study_summary, cockpit.paths, name, importance=False)
             except MLSystemError as exc:
                 ui.label(str(exc)).classes("text-negative")
                 return
-            trials_view(summary)
+            if summary is None:  # the visitor left before the study was read
+                return
+            waiting = trials_view(summary)
+        if waiting is not None:
+            background_tasks.create(show_importance(waiting, cockpit.paths, name), name=f"importance of {name}")
