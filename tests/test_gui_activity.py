@@ -29,10 +29,12 @@ def test_requests_in_flight_and_websockets_are_activity() -> None:
         await request
         await asyncio.sleep(0.2)
         assert 0.15 < activity.quiet_for() < 5
-        # The socket.io connection lives as long as the page: its start counts, not its lifetime.
+        # The socket.io connection lives as long as the page, an event stream as long as its client:
+        # their start counts, not their lifetime.
         release.clear()
         for scope in ({"type": "websocket", "path": "/_nicegui_ws/socket.io/"},
-                      {"type": "http", "path": "/_nicegui_ws/socket.io/"}):  # long polling
+                      {"type": "http", "path": "/_nicegui_ws/socket.io/"},  # long polling
+                      {"type": "http", "path": "/api/events"}):  # Server-Sent Events
             socket = asyncio.create_task(middleware(scope, None, None))
             await asyncio.sleep(0.05)
             assert activity.quiet_for() < 0.15

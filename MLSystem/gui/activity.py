@@ -14,7 +14,9 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 QUIET_S = 1.0  # no request for this long (a page's assets and its scripts' start-up) = quiet
-WS_PREFIX = "/_nicegui_ws"  # NiceGUI's socket.io: long-lived, counted when it starts only
+# Long-lived connections, counted when they start only: NiceGUI's socket.io (websocket or long
+# polling) and the event stream (Server-Sent Events); websockets of any path are too.
+LONG_LIVED = ("/_nicegui_ws", "/api/events")
 
 
 class Activity:
@@ -60,8 +62,8 @@ class ActivityMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket" or scope.get("path", "").startswith(WS_PREFIX):
-            self.activity.started(long_lived=True)  # a socket.io connection (or its long poll)
+        if scope["type"] == "websocket" or scope.get("path", "").startswith(LONG_LIVED):
+            self.activity.started(long_lived=True)
             await self.app(scope, receive, send)
             return
         self.activity.started()
