@@ -89,6 +89,7 @@ def test_a_missing_engine_is_a_clear_error_and_auto_skips_it_with_a_warning(monk
     ("No. I live at No. 10, i.e. here.", "No. I live at number ten, that is here."),
     ("Salt & pepper, about 1/2 cup.", "Salt and pepper, about one half cup."),
     ("\u201cCaf\u00e9\u201d\u2014fine\u2026", '"Cafe" - fine...'),
+    ("She said, 'I don't know what o'clock it is.'", "She said, I don't know what o'clock it is."),
 ])
 def test_normalization_reads_numbers_money_dates_and_abbreviations_aloud(text, spoken):
     assert normalize(text) == spoken

@@ -146,4 +146,6 @@ def normalize(text: str) -> str:
     text = text.replace(" & ", " and ")
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
+    # Single quotes used as quotation marks are not spoken (apostrophes inside words are kept).
+    text = re.sub(r"(?<![A-Za-z])'|'(?![A-Za-z])", "", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -209,11 +209,13 @@ def generate(out: Path, hours: float, seed: int = 0, heldout: int = 200, noise_p
                      "real_sentences": {"train": len(real_train), "heldout": len(real_held)}, "splits": {}}
     all_rows: list[Row] = []
     for split, plan in plans.items():
+        start = time.perf_counter()
         rows = synthesize(plan, wav_dir, seed, workers, hours * 3600 if split == "train" else None, desc=split)
         write_metadata(out / SPLITS[split][0], rows)
         all_rows += rows
         summary["splits"][split] = {"file": SPLITS[split][0], "utterances": len(rows),
                                     "hours": round(sum(n for _, n, _ in rows) / SAMPLE_RATE / 3600, 4),
+                                    "wall_s": round(time.perf_counter() - start, 1), "workers": workers,
                                     **composition(rows)}
     write_manifest(out / "utterances.csv", all_rows)
     (out / "synth_info.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
