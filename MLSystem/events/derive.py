@@ -1,172 +1,33 @@
 """Deriving events from what MLSystem already writes (the leader's job; see ``journal.py``).
 
-* **Queue events** from the job files: a job seen in a new folder (or a new run of it) is an event;
-  the job record says when it happened. Folders are re-listed only when their mtime changed
-  (or changed in the last second: mtimes are coarse), and a file is parsed only when it changed,
-  so a 100k-job queue costs a few ``stat`` calls per poll.
-* **Training events** of each job's experiment while it runs, read by byte offset with the
-  existing tail readers: ``metrics.jsonl`` (run starts -> ``log``, step rows -> ``progress``,
-  epoch rows -> ``validation_result``), ``progress.json`` (``progress`` between logged steps)
-  and ``samples.jsonl`` (``samples``). Only rows written during the job's run count (each row
-  carries its time); when the job is filed, the files are read to the end before its end events.
+* **Queue events** from the job files (:mod:`~MLSystem.events.queue_scan`): a job seen in a new
+  folder (or a new run of it) is an event; the job record says when it happened.
+* **Training events** of each job's experiment while it runs
+  (:mod:`~MLSystem.events.training_files`); when the job is filed, its files are read to the end
+  before its end events.
 
-Everything the deriver remembers (:class:`DeriveState`) changes only through :meth:`Deriver.apply`
-of an event, so a new leader rebuilds it from ``state.json`` plus the journal lines after it.
-Nothing here runs inside training.
+Everything the deriver remembers (:class:`~MLSystem.events.derive_state.DeriveState`) changes
+only through :meth:`Deriver.apply` of an event, so a new leader rebuilds it from ``state.json``
+plus the journal lines after it. Nothing here runs inside training.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from MLSystem.events import schema
+from MLSystem.events.derive_state import DeriveState, Follow
+from MLSystem.events.queue_scan import Entry, Folder, load_job, run_number
+from MLSystem.events.training_files import Readers, training_events
 from MLSystem.jobs import Job, QueuePaths, Status
-from MLSystem.metrics_reader import MetricsTail, parse_rows, row_kind
 from MLSystem.paths import ProjectPaths
-from MLSystem.queue_files import read_job_file
 from MLSystem.utils.atomic import read_json
 from MLSystem.utils.clock import parse_iso
-from MLSystem.utils.tail import FileTail
 
-SAMPLES_FILE = "samples.jsonl"
+__all__ = ["DeriveState", "Deriver", "Follow"]
+
 GONE_S = 2.0  # a job missing this long was deleted (a requeue moves it between two listings)
-TERMINAL = (Status.FINISHED.value, Status.FAILED.value, Status.STOPPED.value)
-_BOOKKEEPING = {"step", "epoch", "kind", "time", "epoch_time"}
-
-
-@dataclass
-class Follow:
-    """The training run of one running job, as far as events were emitted."""
-
-    experiment_id: str
-    since: float  # the job's start: rows before it belong to earlier runs
-    until: float | None = None  # the job's end (set when it is filed)
-    run_time: float = 0.0  # time of the last run-start row emitted
-    step: int = -1  # last progress step emitted
-    val_epoch: int = 0  # last validation_result epoch emitted (1-based)
-    samples_epoch: int = 0  # last samples epoch emitted (1-based)
-    max_epochs: int | None = None
-
-
-@dataclass
-class DeriveState:
-    seq: int = 0
-    jobs: dict[str, list] = field(default_factory=dict)  # id -> [status, run]
-    follows: dict[str, Follow] = field(default_factory=dict)  # job id -> its run
-    runner_pid: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "jobs": self.jobs, "runner_pid": self.runner_pid,
-                "follows": {k: asdict(v) for k, v in self.follows.items()}}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DeriveState":
-        return cls(seq=int(data.get("seq", 0)), jobs=dict(data.get("jobs") or {}),
-                   follows={k: Follow(**v) for k, v in (data.get("follows") or {}).items()},
-                   runner_pid=data.get("runner_pid"))
-
-
-def run_number(job: Job) -> int:
-    """Which run of the job this record is about: completed runs, +1 while one is in progress
-    (``attempts`` restarts at 0 on a requeue, the history does not)."""
-    return len(job.history) + (1 if job.status == Status.RUNNING.value else 0)
-
-
-@dataclass
-class _Entry:
-    """One job file as last listed. Only pending and running jobs are kept whole: a 100k-job
-    history costs a small tuple each, and a finished job is re-read only if it changes."""
-
-    id: str
-    status: str
-    run: int
-    spawned: bool  # running with its process started
-    when: tuple
-    path: str
-    job: Job | None
-
-
-class _Folder:
-    """One queue folder, re-listed only when it changed."""
-
-    def __init__(self, path, status: str):
-        self.path = path
-        self.status = status
-        self.keep = status not in TERMINAL
-        self.mtime = -1
-        self.recheck = False
-        self.files: dict[str, tuple[tuple, _Entry | None]] = {}
-
-    def scan(self) -> bool:
-        """Re-list if the folder changed; True if it did. Each change is listed twice, the second
-        time at the next poll: mtimes are coarse (a clock tick), so a second change within the
-        same tick as the first listing would not move the mtime again."""
-        try:
-            mtime = os.stat(self.path).st_mtime_ns
-        except FileNotFoundError:
-            changed, self.files, self.mtime = bool(self.files), {}, -1
-            return changed
-        if mtime == self.mtime and not self.recheck:
-            return False
-        self.recheck = mtime != self.mtime
-        self.mtime = mtime
-        seen: dict[str, tuple[tuple, _Entry | None]] = {}
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.path) as it:
-            for entry in it:
-                if entry.name.startswith(".") or not entry.name.endswith(".json"):
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                key = (st.st_ino, st.st_mtime_ns, st.st_size)
-                old = self.files.get(entry.name)
-                seen[entry.name] = old if old and old[0] == key else (key, self._entry(entry.path))
-        changed = seen.keys() != self.files.keys() or any(seen[k] is not self.files[k] for k in seen)
-        self.files = seen
-        return changed
-
-    def _entry(self, path: str) -> _Entry | None:
-        job = _load(path, self.status)
-        if job is None:
-            return None
-        return _Entry(job.id, self.status, run_number(job), job.pid is not None, _when(job), path,
-                      job if self.keep else None)
-
-    def entries(self) -> list[_Entry]:
-        return [e for _, e in self.files.values() if e is not None]
-
-
-def _when(job: Job) -> tuple:
-    return (parse_iso(job.ended or job.started or job.created) or 0.0, job.position, job.id)
-
-
-def _load(path: str, status: str) -> Job | None:
-    """A job file, read without the queue lock (job files are replaced atomically); a file that is
-    not a valid job (or not ours to read) is the queue store's to deal with, not ours."""
-    job = read_job_file(path)
-    if not isinstance(job, Job) or job.status != status:
-        # A status change renames the file first and rewrites it after: until then the record in
-        # its new folder still describes the old state. The rewrite changes it again: read it then.
-        return None
-    return job
-
-
-class _Readers:
-    """In-memory file cursors of one followed run (not state: a new leader re-reads, and the
-    dedup rules in :meth:`Deriver._training` skip what was already emitted)."""
-
-    def __init__(self, paths: ProjectPaths, experiment_id: str):
-        exp = paths.experiment(experiment_id)
-        self.metrics = MetricsTail(exp.metrics)
-        self.samples = FileTail(exp.dir / SAMPLES_FILE)
-        self.progress_path = exp.progress
-        self.progress_mtime = 0
-        self.batches: int | None = None
 
 
 class Deriver:
@@ -176,10 +37,10 @@ class Deriver:
         self.paths = paths
         self.qpaths = QueuePaths(paths.queue)
         self.state = state or DeriveState()
-        self.folders = {s.value: _Folder(self.qpaths.dir(s), s.value) for s in Status}
-        self.readers: dict[str, _Readers] = {}
+        self.folders = {s.value: Folder(self.qpaths.dir(s), s.value) for s in Status}
+        self.readers: dict[str, Readers] = {}
         self.missing: dict[str, float] = {}
-        self.current: dict[str, _Entry] = {}
+        self.current: dict[str, Entry] = {}
         self.out: list[dict[str, Any]] = []
         self.dirty = False
 
@@ -205,8 +66,11 @@ class Deriver:
             return
         if t == "log" and e.get("source") == "metrics":
             follow.run_time, follow.step = e["time"], int(p.get("step", 0))
+            follow.progress_step = follow.step
             follow.val_epoch = follow.samples_epoch = int(p.get("epoch", 1)) - 1
             follow.max_epochs = p.get("max_epochs")
+        elif t == "progress" and e.get("source") == "progress":
+            follow.progress_step = int(p.get("step", follow.progress_step))
         elif t == "progress":
             follow.step = int(p.get("step", follow.step))
         elif t == "validation_result":
@@ -252,7 +116,7 @@ class Deriver:
                     and not (e.status == Status.RUNNING.value and not e.spawned)]  # claimed, not spawned yet
             # What happened between two polls is announced in the order it happened.
             for entry in sorted(todo, key=lambda e: e.when):
-                job = entry.job or _load(entry.path, entry.status)
+                job = entry.job or load_job(entry.path, entry.status)
                 if job is not None:
                     self._job(job)
             if len(jobs) > len(current) or self.missing:
@@ -273,9 +137,9 @@ class Deriver:
         self._runner(current)
         return self.out
 
-    def _current(self) -> dict[str, _Entry]:
+    def _current(self) -> dict[str, Entry]:
         """Every job by id; a job listed twice (moved between two listings) counts where it went."""
-        out: dict[str, _Entry] = {}
+        out: dict[str, Entry] = {}
         for status in Status:  # lifecycle order: a later folder wins
             for entry in self.folders[status.value].entries():
                 out[entry.id] = entry
@@ -343,68 +207,10 @@ class Deriver:
     def _training(self, job: Job, f: Follow) -> None:
         r = self.readers.get(job.id)
         if r is None:
-            r = self.readers[job.id] = _Readers(self.paths, f.experiment_id)
-        eid = f.experiment_id
+            r = self.readers[job.id] = Readers(self.paths, f.experiment_id)
+        training_events(self._emit, r, job, f)
 
-        def in_run(t: Any) -> bool:
-            return isinstance(t, (int, float)) and t >= f.since and (f.until is None or t <= f.until)
-
-        for row in r.metrics.poll():
-            t = row.get("time")
-            if not in_run(t):
-                continue
-            t = round(t, 3)  # as events carry it (a replayed state compares with event times)
-            kind = row_kind(row)
-            if kind == "event":
-                if t <= f.run_time:
-                    continue
-                self._emit("log", t, self._run_start(row), job, experiment_id=eid, source="metrics")
-            elif kind == "step":
-                step = int(row.get("step", 0))
-                if step <= f.step:
-                    continue
-                self._emit("progress", t, {"epoch": int(row.get("epoch", 0)) + 1, "max_epochs": f.max_epochs,
-                                           "step": step, "batches": r.batches, "loss": row.get("loss"),
-                                           "lr": row.get("lr")}, job, experiment_id=eid, source="metrics")
-            else:
-                epoch = int(row.get("epoch", 0)) + 1
-                if epoch <= f.val_epoch:
-                    continue
-                metrics = {k: v for k, v in row.items() if k not in _BOOKKEEPING}
-                self._emit("validation_result", t, {"epoch": epoch, "step": row.get("step"),
-                                                    "epoch_time": row.get("epoch_time"), "metrics": metrics},
-                           job, experiment_id=eid, source="metrics")
-        for row in parse_rows(r.samples.read().lines):
-            epoch = int(row.get("epoch", -1)) + 1
-            if epoch > f.samples_epoch and f.run_time:  # rows have no time: stamped when read
-                self._emit("samples", time.time() if f.until is None else min(time.time(), f.until),
-                           {"epoch": epoch, "step": row.get("step"), "samples": row.get("samples")},
-                           job, experiment_id=eid, source="samples")
-        try:
-            mtime = os.stat(r.progress_path).st_mtime_ns
-        except FileNotFoundError:
-            mtime = 0
-        if mtime and mtime != r.progress_mtime:
-            r.progress_mtime = mtime
-            p = read_json(r.progress_path) or {}
-            r.batches = p.get("batches") if isinstance(p.get("batches"), int) else r.batches
-            step = p.get("step")
-            if isinstance(step, int) and step > f.step and in_run(p.get("updated")) and f.run_time:
-                self._emit("progress", p["updated"], {k: p.get(k) for k in ("epoch", "max_epochs", "step", "batch",
-                                                                            "batches", "loss", "lr")},
-                           job, experiment_id=eid, source="progress")
-
-    @staticmethod
-    def _run_start(row: dict[str, Any]) -> dict[str, Any]:
-        kind, epoch, step, total = row.get("event"), int(row.get("epoch", 0)), row.get("step"), row.get("max_epochs")
-        if kind == "new":
-            message = f"training started: new run, {total} epochs"
-        else:
-            verb = "resumed" if kind == "resume" else "extended"
-            message = f"training started: {verb} at epoch {epoch + 1} (step {step}), {total} epochs in all"
-        return {"message": message, "run_kind": kind, "step": step, "epoch": epoch + 1, "max_epochs": total}
-
-    def _runner(self, current: dict[str, _Entry]) -> None:
+    def _runner(self, current: dict[str, Entry]) -> None:
         pid = (read_json(self.qpaths.runner_info) or {}).get("pid") if self.qpaths.runner_info.exists() else None
         if pid is not None:
             if pid != self.state.runner_pid:
