@@ -24,6 +24,11 @@ def queue() -> JobQueue:
     return JobQueue(ProjectPaths.discover())
 
 
+def stamped(row: dict) -> dict:
+    """A metrics row with its time, as the logging callback writes it."""
+    return {**row, "time": round(time.time(), 3)}
+
+
 def set_value(user: User, marker: str, value: str) -> None:
     user.find(marker=marker).clear().type(value)
 
@@ -134,11 +139,12 @@ async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -
     q = queue()
     job_id = submit(["dataset=digits", "model=mlp", "lr=0.9", "max_epochs=5", *FAST]).queued[0]["job"]
     job = q.claim_next({"pid": os.getpid(), "host": q.host})  # a running job, as the runner would leave it
+    q.update_running(job.id, pid=os.getpid())  # its process spawned
     exp = q.project.experiment(job.experiment_id)
     exp.dir.mkdir(parents=True)
     rows = [{"event": "new", "step": 0, "epoch": 0, "max_epochs": 5},
             {"step": 10, "epoch": 0, "loss": 2.0, "lr": 0.01}, {"step": 20, "epoch": 0, "loss": 1.5, "lr": 0.009}]
-    exp.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    exp.metrics.write_text("".join(json.dumps(stamped(r)) + "\n" for r in rows))
     exp.progress.write_text(json.dumps({"epoch": 1, "max_epochs": 5, "batch": 20, "batches": 40, "step": 20,
                                         "loss": 1.5}))
     await user.open("/live")
@@ -147,9 +153,9 @@ async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -
     chart = user.find(marker="loss-chart").elements.pop()
     await wait_for_async(lambda: len(chart.options["series"][0]["data"]) == 2)
     with open(exp.metrics, "a") as fh:  # a resume: marker plus new steps, appended like the callback does
-        fh.write(json.dumps({"event": "resume", "step": 20, "epoch": 0, "max_epochs": 5}) + "\n")
-        fh.write(json.dumps({"step": 30, "epoch": 0, "loss": 1.2, "lr": 0.008}) + "\n")
-        fh.write(json.dumps({"step": 40, "epoch": 0, "kind": "epoch", "val_loss": 1.1, "val_acc": 0.6}) + "\n")
+        fh.write(json.dumps(stamped({"event": "resume", "step": 20, "epoch": 0, "max_epochs": 5})) + "\n")
+        fh.write(json.dumps(stamped({"step": 30, "epoch": 0, "loss": 1.2, "lr": 0.008})) + "\n")
+        fh.write(json.dumps(stamped({"step": 40, "epoch": 0, "kind": "epoch", "val_loss": 1.1, "val_acc": 0.6})) + "\n")
     await wait_for_async(lambda: len(chart.options["series"][0]["data"]) == 3)
     assert chart.options["series"][0]["markLine"]["data"][0]["xAxis"] == 20
     await user.should_see("resumed from epoch 0 (step 20)", retries=WAIT)
@@ -157,6 +163,42 @@ async def test_live_view_follows_metrics_across_a_resume_and_stops(user: User) -
     assert user.find(marker="live-metrics").elements.pop().rows[0]["val_acc"] == "0.6"
     user.find(marker="live-stop").click()
     await wait_for_async(lambda: q.get(job_id).stop_requested and q.paths.stop_flag(job_id).exists())
+
+
+async def test_live_view_is_fed_by_the_event_stream(user: User) -> None:
+    """The live view shows what the cockpit's event stream (the one of /api/ws) says, and does not
+    read the training files itself: with the event source stopped, a row written to the metrics log
+    stays off the page while an event published by the broker shows."""
+    from nicegui import app
+
+    from MLSystem.events import schema
+
+    q = queue()
+    job_id = submit(["dataset=digits", "model=mlp", "lr=0.8", "max_epochs=5", *FAST]).queued[0]["job"]
+    job = q.update_running(q.claim_next({"pid": os.getpid(), "host": q.host}).id, pid=os.getpid())
+    exp = q.project.experiment(job.experiment_id)
+    exp.dir.mkdir(parents=True)
+    exp.metrics.write_text(json.dumps(stamped({"event": "new", "step": 0, "epoch": 0, "max_epochs": 5})) + "\n")
+    await user.open("/live")
+    await user.should_see(f"job {job_id}", retries=WAIT)
+    chart = user.find(marker="loss-chart").elements.pop()
+
+    def steps() -> list:
+        return [x for x, _ in chart.options["series"][0]["data"]]
+    with open(exp.metrics, "a") as fh:  # written like the logging callback: derived, then shown
+        for step in (10, 20):
+            fh.write(json.dumps(stamped({"step": step, "epoch": 0, "loss": 2.0 - step / 100, "lr": 0.01})) + "\n")
+    await wait_for_async(lambda: steps() == [10, 20])
+
+    broker = app.state.events
+    await broker.stop()  # nothing derives events from the files any more
+    with open(exp.metrics, "a") as fh:
+        fh.write(json.dumps(stamped({"step": 30, "epoch": 0, "loss": 1.7, "lr": 0.01})) + "\n")
+    event = schema.make("progress", time.time(), {"epoch": 1, "max_epochs": 5, "step": 25, "loss": 1.75, "lr": 0.01},
+                        experiment_id=job.experiment_id, job_id=job_id, source="metrics")
+    broker._publish([{**event, "seq": broker.last + 1}])
+    await wait_for_async(lambda: steps() == [10, 20, 25])  # the event, and not the row written before it
+    await user.should_see("global step 25", retries=WAIT)  # the progress bar follows events too
 
 
 async def test_experiments_page_serves_its_first_rows(user: User, gui_project, monkeypatch) -> None:

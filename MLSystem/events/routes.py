@@ -51,6 +51,7 @@ def register(app, paths: ProjectPaths) -> Broker:
     """Add the event routes to ``app`` and run one :class:`Broker` for its lifetime."""
     broker = Broker(paths)
     broker.closing = _server_exiting
+    app.state.events = broker  # for in-process subscribers (the cockpit's live view, tests)
     app.on_startup(broker.start)  # NiceGUI's app: run on the server's event loop
     app.on_shutdown(broker.stop)
 

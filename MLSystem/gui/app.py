@@ -33,12 +33,12 @@ def build(paths: ProjectPaths, token: str | None = None, *, bind: str = "127.0.0
     Requests must name a Host the cockpit was started for (``bind``'s names, loopback names and
     ``allow_hosts``) and, when they carry an Origin, come from the cockpit's own pages.
     """
-    cockpit = Cockpit(paths, token)
+    # One event source per cockpit: /api/ws, /api/events and the live view all follow it.
+    cockpit = Cockpit(paths, token, events=event_routes.register(app, paths))
     for page in (add_job, queue, live, experiments, experiment_detail, checkpoints, inference, compare, studies):
         page.register(cockpit)
     api.register(app, cockpit)
     api_compare.register(app, cockpit)
-    event_routes.register(app, paths)  # /api/ws, /api/events
     # In a worker thread: the server answers at once while the listings fill.
     app.on_startup(lambda: threading.Thread(target=cockpit.warm_up, name="cockpit-warm-up", daemon=True).start())
     # No request to the cockpit is larger than an audio upload plus its multipart framing.

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from MLSystem.eta import Eta, estimate
+from MLSystem.events.broker import Broker
 from MLSystem.gui.activity import Activity
 from MLSystem.gui.index import CheckpointIndex, ExperimentIndex
 from MLSystem.gui.inference import ModelCache
@@ -30,6 +31,7 @@ STUDY_IMPORTS = ("scipy.special", "scipy.linalg", "scipy.stats", "sklearn.utils"
 class Cockpit:
     paths: ProjectPaths
     token: str | None = None
+    events: Broker | None = None  # the event stream of /api/ws, which the live view follows too
     experiments: ExperimentIndex = field(init=False)
     checkpoints: CheckpointIndex = field(init=False)
     models: ModelCache = field(init=False)

@@ -1,8 +1,9 @@
 """Page ``/live``: the running job — progress, live loss/lr charts across resumes, metrics, log, stop.
 
 ``/live?experiment=ID`` follows one experiment instead of whatever runs; with several jobs running
-(runner slots) a picker chooses which one to follow. A 0.5 s timer reads
-only new bytes (``gui.live.LiveReader``) in a worker thread and pushes them to the page.
+(runner slots) a picker chooses which one to follow. A 0.5 s timer takes the new events from the
+cockpit's event broker (the stream of ``/api/ws``; ``gui.live.LiveReader``) and pushes them to the
+page; no tab reads the training files on its own.
 """
 
 from __future__ import annotations
@@ -78,9 +79,8 @@ class LivePanel:
             return
         self._busy = True
         try:
-            update = await run.io_bound(self.reader.poll)
-            if update is not None:
-                self.apply(update)
+            events = await self.reader.events()
+            self.apply(await run.io_bound(self.reader.poll, events))
         finally:
             self._busy = False
 
@@ -118,8 +118,8 @@ class LivePanel:
             where = f"job {u.job.id} · " if u.job else ("no job running · last: " if not self.reader.fixed else "")
             self.title.text = f"{where}experiment {u.experiment_id}"
         self.stop_button.set_visibility(u.job is not None)
-        series = self.reader.follower.series if self.reader.follower else None
-        if series is not None and (u.metrics_changed or u.reset):
+        series = self.reader.series
+        if u.metrics_changed or u.reset:
             charts.set_series(self.loss_chart.options, charts.loss_options(series))
             charts.set_series(self.lr_chart.options, charts.lr_options(series))
             self.loss_chart.update()
