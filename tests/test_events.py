@@ -276,3 +276,31 @@ def test_filters_and_cli_no_follow(paths, monkeypatch, capsys):
     assert main(["--since", "0", "--no-follow", "--job", jid[4:]]) == 0
     out = capsys.readouterr().out
     assert "queued" in out and jid in out and other not in out
+
+
+def test_a_progress_file_read_before_its_metrics_row_does_not_hide_the_row(paths):
+    """The callback writes a step's metrics row, then progress.json: a poll that lands between
+    the two reads of the deriver sees the progress file first. The row still becomes an event
+    (the live chart draws every metrics row from these events)."""
+    q, got = JobQueue(paths), Collect()
+    s = EventSource(paths, got)
+    s.step()
+    jid = add(q)
+    run_job(q, jid)
+    s.step()
+    exp = paths.experiment(EID).dir
+    exp.mkdir(parents=True)
+    t = time.time()
+    rows = [{"event": "new", "step": 0, "epoch": 0, "max_epochs": 1, "time": t}] + [
+        {"step": i, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": round(t + i / 100, 3)} for i in (1, 2)]
+    (exp / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s.step()
+    (exp / "progress.json").write_text(json.dumps({"epoch": 1, "max_epochs": 1, "batch": 3, "batches": 10, "step": 3,
+                                                   "loss": 0.9, "lr": 0.1, "updated": t + 0.035}))
+    s.step()
+    with open(exp / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 3, "epoch": 0, "loss": 0.9, "lr": 0.1, "time": round(t + 0.03, 3)}) + "\n")
+    s.step()
+    progress = [(e["source"], e["payload"]["step"]) for e in got.events if e["type"] == "progress"]
+    assert progress == [("metrics", 1), ("metrics", 2), ("progress", 3), ("metrics", 3)]
+    s.stop()
