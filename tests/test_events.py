@@ -304,3 +304,19 @@ def test_a_progress_file_read_before_its_metrics_row_does_not_hide_the_row(paths
     progress = [(e["source"], e["payload"]["step"]) for e in got.events if e["type"] == "progress"]
     assert progress == [("metrics", 1), ("metrics", 2), ("progress", 3), ("metrics", 3)]
     s.stop()
+
+
+def test_broker_ring_serves_every_event_after_a_cursor(paths):
+    """Clients read the in-memory ring from their cursor: near its end (the live edge) or far back."""
+    from MLSystem.events.broker import Broker
+
+    broker = Broker(paths)
+    broker.ring.extend({"seq": s} for s in range(5, 105))
+
+    def seqs(cursor: int, limit: int = 1000):
+        got = broker._from_ring(cursor, limit)
+        return None if got is None else [e["seq"] for e in got]
+    assert seqs(3) is None  # older than the ring: read from disk
+    assert seqs(4) == list(range(5, 105)) and seqs(4, 10) == list(range(5, 15))
+    assert seqs(30, 5) == list(range(31, 36)) and seqs(100) == [101, 102, 103, 104]
+    assert seqs(97, 2) == [98, 99] and seqs(104) == [] and seqs(200) == []
