@@ -234,7 +234,9 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
         jid = q.add(Job(id=new_job_id(), kind="train", args=["x=1"], experiment_id=eid, created=now_iso())).id
         q.claim_next({"pid": os.getpid(), "host": "test"})
         q.update_running(jid, pid=os.getpid(), started=now_iso(), epochs_before=0)
-        wait_for(lambda: all(r.saw("started", jid) for r in readers), 30, "every reader to see the job start")
+        # Every stream is live (the SSE one too) before the rows are written.
+        wait_for(lambda: all(r.saw("started", jid) for r in readers) and any(
+            e["type"] == "started" and e["job_id"] == jid for _, e in sse.got), 30, "every reader to see the job start")
         metrics = paths.experiment(eid).metrics
         metrics.parent.mkdir(parents=True, exist_ok=True)
         n = 300

@@ -58,6 +58,9 @@ def register(app, paths: ProjectPaths) -> Broker:
     @app.websocket("/api/ws")
     async def events_ws(websocket: WebSocket, since: int | None = None, experiment: str | None = None,
                         job: str | None = None) -> None:
+        # "From now" is when the request arrived, not when the stream first runs: a client that
+        # acts as soon as its handshake completes must not miss what its action causes.
+        start = broker.last if since is None else since
         await websocket.accept()
         try:
             if since is not None and since < 0:
@@ -68,7 +71,7 @@ def register(app, paths: ProjectPaths) -> Broker:
             return
 
         async def pump() -> None:
-            async for event in broker.stream(since, experiment, job):
+            async for event in broker.stream(start, experiment, job):
                 if event is not None:  # keep-alives are the websocket's own pings
                     await asyncio.wait_for(websocket.send_text(schema.dumps(event)), SEND_TIMEOUT_S)
 
@@ -103,8 +106,8 @@ def register(app, paths: ProjectPaths) -> Broker:
         last_id = request.headers.get("last-event-id", "")
         if since is None and last_id.isdigit():
             since = int(last_id)
-        if since is None and not follow:
-            since = 0
+        if since is None:  # from now: when the request arrived (see events_ws)
+            since = broker.last if follow else 0
 
         async def body():
             yield ": MLSystem events\n\n"
