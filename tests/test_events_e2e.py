@@ -193,10 +193,12 @@ class SseClient(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.got, self.stop = url, [], threading.Event()
+        self.ready = threading.Event()  # the response began: the stream counts from the request's arrival
         self.start()
 
     def run(self) -> None:
         with httpx.stream("GET", self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=None) as r:
+            self.ready.set()
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     self.got.append((time.time(), json.loads(line[6:])))
@@ -228,13 +230,14 @@ def test_twenty_clients_one_never_reading_keep_low_latency(project):
                           f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
         readers = [Client(cockpit.ws(), AUTH) for _ in range(18)]
         sse = SseClient(f"http://127.0.0.1:{cockpit.port}/api/events")
+        # Every stream is subscribed before the job exists (a ws reader is once its handshake is done).
+        assert sse.ready.wait(60), "the SSE response did not begin"
         # A running job on a fake experiment: the test writes its metrics rows like training does.
         q = JobQueue(paths)
         eid = "feedc0ffee00"
         jid = q.add(Job(id=new_job_id(), kind="train", args=["x=1"], experiment_id=eid, created=now_iso())).id
         q.claim_next({"pid": os.getpid(), "host": "test"})
         q.update_running(jid, pid=os.getpid(), started=now_iso(), epochs_before=0)
-        # Every stream is live (the SSE one too) before the rows are written.
         wait_for(lambda: all(r.saw("started", jid) for r in readers) and any(
             e["type"] == "started" and e["job_id"] == jid for _, e in sse.got), 30, "every reader to see the job start")
         metrics = paths.experiment(eid).metrics
