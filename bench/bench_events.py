@@ -325,6 +325,8 @@ def main() -> int:
     print("| measurement | result | target | |\n|---|---|---|---|")
     for row in out:
         print("| " + " | ".join(row) + " |")
+    print("\nper pair (A then B): steps/s " + "; ".join(f"{a[0]:.1f} {b[0]:.1f}" for a, b in pairs))
+    print("per pair (A then B): CPU ms/step " + "; ".join(f"{a[1] * 1000:.2f} {b[1] * 1000:.2f}" for a, b in pairs))
     return 0
 
 
