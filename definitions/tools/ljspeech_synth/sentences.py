@@ -149,7 +149,7 @@ def _t_question(rng: random.Random) -> Pair:
 
 
 def _t_list(rng: random.Random) -> Pair:
-    a, b, c = (plural(_pick(rng, "noun")) for _ in range(3))
+    a, b, c = plural(_pick(rng, "noun")), plural(_pick(rng, "noun")), _pick(rng, "noun")  # "one lamp", not "one lamps"
     n1, w1 = _count(rng)
     who, verb = _pick(rng, "profession"), _pick(rng, "verb")
     return (f"The {who} {verb} {n1} {a}, two {b} and one {c} - nothing else.",
