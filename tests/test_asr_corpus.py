@@ -54,6 +54,11 @@ def test_each_engine_writes_a_valid_ljspeech_corpus(name, tmp_path):
         assert made[uid]["engine"] == name and made[uid]["voice"] in engine_class(name).voices
         assert int(made[uid]["samples"]) == info.frames
     assert len(metadata(out, "heldout_text.csv")) == 2  # once per engine
+    again = tmp_path / "again"  # deterministic for every engine, whatever the worker count
+    synth_corpus(again, hours=0.003, seed=1, heldout=2, workers=1, engines=name)
+    assert (again / "utterances.csv").read_bytes() == (out / "utterances.csv").read_bytes()
+    assert all((again / "wavs" / f"{uid}.wav").read_bytes() == (out / "wavs" / f"{uid}.wav").read_bytes()
+               for uid, _, _ in rows)
 
 
 def test_a_missing_engine_is_a_clear_error_and_auto_skips_it_with_a_warning(monkeypatch, capsys, tmp_path):
