@@ -27,11 +27,14 @@ with output appended to the job's log. Children get SIGTERM when the runner dies
 runner requeues each of them once. PDEATHSIG fires when the *thread* that forked the child exits,
 so the runner spawns every child from its main thread.
 
-A cluster executor (submitit) would: report its own ``pool()`` (e.g. the concurrent jobs allowed
-on the partition; GPUs are then allocated by the cluster, so ``pool().gpus`` stays empty and the
-job's ``devices`` go into the request), ``start`` by submitting the same command, ``poll`` the
-cluster state, ``stop`` with ``scancel --signal=TERM`` (the job saves its checkpoint the same way),
-and ``classify`` PREEMPTED/NODE_FAIL as infrastructure.
+The cluster executor (``MLSystem.cluster_executor.SubmititExecutor``, ``--executor slurm`` or
+``submitit-local``) reports ``--max-running`` slots (GPUs are allocated by the cluster, so
+``pool().gpus`` stays empty and the job's ``devices`` go into the request), ``start``\ s by
+submitting the same command, ``poll``\ s the engine, ``stop``\ s with ``scancel --signal=TERM`` (the
+job saves its checkpoint the same way) and ``classify``\ s a run the engine ended without a result
+as infrastructure. Its jobs outlive the runner (``remote = True``): it also has
+``engine_record(job)`` (written into the job file before submitting), ``state(run)`` and
+``reattach(job)``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Run:
     placement: Placement
     started: float = field(default_factory=time.time)
     handle: Any = None  # executor-specific (a Popen for the local executor)
+    engine_id: str | None = None  # the cluster's job id (cluster executors only)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
 
 class LocalExecutor:
     """Child processes on this machine; slots and GPUs from the runner's options."""
+
+    name = "local"
+    remote = False  # jobs die with the runner (PDEATHSIG); nothing to reattach
 
     BUSY_CHECK_S = 2.0  # NVML queries are cheap but not free; busy GPUs change slowly
 

@@ -99,6 +99,7 @@ class Job:
     epochs_done: int | None = None  # ... and when it ended
     log: str | None = None  # relative to the project root
     placement: dict | None = None  # where it runs: {"slot", "gpus", "threads"} (set by the runner)
+    engine: dict | None = None  # cluster executors: {"executor", "tag", "job_id", "state", "folder"} of this attempt
     history: list = field(default_factory=list)  # one dict per attempt
     extra: dict = field(default_factory=dict)  # unknown keys, kept on rewrite
 
@@ -127,7 +128,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "host": (str, type(None)), "started": (str, type(None)), "ended": (str, type(None)),
     "exit_code": (int, type(None)), "signal": (str, type(None)), "error": (str, type(None)),
     "epochs_before": (int, type(None)), "epochs_done": (int, type(None)), "log": (str, type(None)),
-    "placement": (dict, type(None)), "history": (list,),
+    "placement": (dict, type(None)), "engine": (dict, type(None)), "history": (list,),
 }
 _REQUIRED = ("id", "kind", "args")
 JOB_FIELDS = {f.name for f in fields(Job)} - {"extra"}

@@ -30,16 +30,17 @@ class LauncherConfig:
     cpus_per_task: int = 4
     mem_gb: float | None = None
     array_parallelism: int = 16
+    max_running: int = 16
     extra_sbatch: list[str] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)
 
 
 _TYPES = {"partition": str, "account": str, "qos": str, "time_min": int, "signal_delay_s": int,
           "max_requeues": int, "gpus_per_node": int, "cpus_per_task": int, "mem_gb": float,
-          "array_parallelism": int, "extra_sbatch": list, "setup": list}
+          "array_parallelism": int, "max_running": int, "extra_sbatch": list, "setup": list}
 _OPTIONAL = {"partition", "account", "qos", "gpus_per_node", "mem_gb"}
 _MINIMUM = {"time_min": 1, "signal_delay_s": 0, "max_requeues": 0, "gpus_per_node": 0, "cpus_per_task": 1,
-            "mem_gb": 0, "array_parallelism": 1}
+            "mem_gb": 0, "array_parallelism": 1, "max_running": 1}
 
 
 def launcher_file(paths: ProjectPaths, name: str = "slurm") -> Path:

@@ -59,7 +59,7 @@ class RunnerQueueOps:
                 job = self._move(job, Status.PENDING, Status.RUNNING, attempts=job.attempts + 1,
                                  started=now_iso(), ended=None, runner=runner, host=self.host, pid=None,
                                  exit_code=None, signal=None, error=None, stop_requested=None,
-                                 not_before=None, placement=None, note=f"attempt {job.attempts + 1} started")
+                                 not_before=None, placement=None, engine=None, note=f"attempt {job.attempts + 1} started")
                 out.append((job, chosen))
         return out
 
@@ -96,12 +96,14 @@ class RunnerQueueOps:
             current.history = list(current.history) + [{
                 "attempt": current.attempts, "started": current.started, "ended": current.ended,
                 "pid": current.pid, "exit_code": current.exit_code, "signal": current.signal,
-                "outcome": status.value, "note": current.note}]
+                "outcome": status.value, "note": current.note,
+                **({"engine": current.engine} if current.engine else {})}]
             with contextlib.suppress(FileNotFoundError):
                 self.paths.stop_flag(job.id).unlink()
             return self._move(current, Status.RUNNING, status)
 
-    def recover(self, done: Callable[[Job], str | None] = lambda j: None) -> list[tuple[Job, Status]]:
+    def recover(self, done: Callable[[Job], str | None] = lambda j: None,
+                keep: Callable[[Job], str | None] = lambda j: None) -> list[tuple[Job, Status]]:
         """Jobs left in running/ by a dead runner. Call only while holding the runner lock (then no
         live runner owns them).
 
@@ -109,11 +111,19 @@ class RunnerQueueOps:
         (the runner died between the job's exit and the filing): it goes to finished/. Otherwise it
         goes back to pending; the interrupted attempt does not count toward ``max_attempts``,
         because the runner died, not the job (the job's process got SIGTERM and checkpointed).
+        ``keep(job)`` returns a note for a job that still runs without its runner (on a cluster,
+        known by its engine job id): it stays in running/ with that note, for the runner to reattach.
         """
         out = []
         with self.locked():
             for job in self._scan(Status.RUNNING):
                 who = (job.runner or {}).get("pid", "?")
+                kept = keep(job)
+                if kept:
+                    job.note = kept
+                    self._write(Status.RUNNING, job)
+                    out.append((job, Status.RUNNING))
+                    continue
                 finished = done(job)
                 if finished:
                     note = f"{finished} (filed at recovery: runner pid {who} died before filing it)"

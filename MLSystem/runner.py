@@ -37,9 +37,12 @@ import sys
 import threading
 from typing import Sequence
 
+from MLSystem.cluster_executor import SubmititExecutor
+from MLSystem.engine_view import EXECUTORS
 from MLSystem.errors import MLSystemError
 from MLSystem.events.notify import NOTIFY_ENV
 from MLSystem.executor import LocalExecutor
+from MLSystem.launcher_config import load_launcher_config
 from MLSystem.job_outcome import BUSY_BACKOFF_S, Outcome, classify_exit
 from MLSystem.paths import ProjectPaths
 from MLSystem.placement import build_pool, slot_args
@@ -66,6 +69,26 @@ def start_detached(paths: ProjectPaths, *, wait: float = 0.0, slots: int | None 
     return proc.pid
 
 
+_CLUSTER_FLAGS = [
+    ("--partition", "partition", str, "Slurm partition"), ("--account", "account", str, "Slurm account"),
+    ("--qos", "qos", str, "Slurm QOS"), ("--time-min", "time_min", int, "time limit of one attempt, minutes"),
+    ("--gpus-per-job", "gpus_per_node", int, "GPUs per node of a job (default: its devices when it trains on GPUs)"),
+    ("--cpus-per-task", "cpus_per_task", int, "CPU cores per training process"),
+    ("--mem-gb", "mem_gb", float, "memory per node, GB"),
+    ("--max-running", "max_running", int, "queue jobs submitted at once (default 16)"),
+    ("--max-requeues", "max_requeues", int, "preemptions survived per job"),
+    ("--signal-delay-s", "signal_delay_s", int, "the warning signal comes this long before the time limit"),
+]
+
+
+def _executor(args: argparse.Namespace, paths: ProjectPaths):
+    """The submitit executor for ``--executor slurm|submitit-local`` (options: file, then flags)."""
+    flags = {key: getattr(args, key) for _, key, _, _ in _CLUSTER_FLAGS}
+    config = load_launcher_config(paths, extra_sbatch=args.extra_sbatch, **flags)
+    kind = "slurm" if args.executor == "slurm" else "local"
+    return SubmititExecutor(kind, paths, config, max_running=config.max_running)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m MLSystem.runner", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,20 +106,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notify", action="append", default=[], metavar="URL",
                         help="POST a JSON notification here when a job ends or the queue drains (repeatable; "
                              "also configs/notify.yaml and $MLSYSTEM_NOTIFY)")
+    cluster = parser.add_argument_group("cluster (--executor slurm|submitit-local; defaults: configs/launcher/slurm.yaml)")
+    cluster.add_argument("--executor", choices=EXECUTORS, default="local",
+                         help="local slots (default), submitit-local (submitit on this machine) or slurm")
+    for flag, key, kind, text in _CLUSTER_FLAGS:
+        cluster.add_argument(flag, dest=key, type=kind, default=None, help=text, metavar=flag[2:].upper())
+    cluster.add_argument("--sbatch", dest="extra_sbatch", action="append", default=None, metavar="--OPTION=VALUE",
+                         help="one more sbatch option (repeatable)")
+    cluster.add_argument("--detach", action="store_true",
+                         help="exit once nothing more can be submitted; the jobs run on and a later runner files them")
     args = parser.parse_args(argv)
     if args.notify:
         os.environ[NOTIFY_ENV] = "\n".join([os.environ.get(NOTIFY_ENV, ""), *args.notify]).strip()
     if args.wait < 0:
         parser.error("--wait: must be >= 0 seconds")
+    if args.executor != "local" and (args.slots or args.gpus or args.threads):
+        parser.error(f"--slots/--gpus/--threads are for the local slots; with --executor {args.executor} "
+                     "use --max-running and --gpus-per-job")
+    if args.executor == "local" and any(getattr(args, key) for _, key, _, _ in _CLUSTER_FLAGS) | bool(args.detach):
+        parser.error("--partition, --max-running, --detach, ... go with --executor slurm or submitit-local")
     try:
         pool = build_pool(args.slots, args.gpus, args.slots_per_gpu, args.threads,
                           warn=lambda s: print(s, file=sys.stderr, flush=True))
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        queue = JobQueue(ProjectPaths.discover())
+        paths = ProjectPaths.discover()
+        queue = JobQueue(paths)
+        executor = _executor(args, paths) if args.executor != "local" else LocalExecutor(pool)
         return Runner(queue, wait=args.wait, as_json=args.json, out=lambda s: print(s, flush=True),
-                      executor=LocalExecutor(pool)).run()
+                      executor=executor, detach=args.detach).run()
     except MLSystemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -24,6 +24,7 @@ from MLSystem.jobs import Job, Kind, Status
 from MLSystem.placement import need_from_params
 from MLSystem.queue_store import JobQueue
 from MLSystem.runner_record import RunnerLock, runner_info
+from MLSystem.runner_remote import Reattach, ended_fields, is_remote, state_change, submitted_fields, tail_offset
 from MLSystem.scheduler import Impossible, Need, Placement, Pool, Round, Waiting
 from MLSystem.utils.clock import format_seconds, now_iso
 
@@ -69,8 +70,9 @@ class Active:
 
 class Runner:
     def __init__(self, queue: JobQueue, *, wait: float = 0.0, as_json: bool = False, out=print,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, detach: bool = False):
         self.queue = queue
+        self.detach = detach  # cluster executors: exit once nothing more can be submitted now
         self.wait = wait
         self.as_json = as_json
         self.out = out
@@ -79,7 +81,9 @@ class Runner:
         self.shutdown: str | None = None  # name of the signal that asked us to stop
         self.active: dict[str, Active] = {}
         self.counts = {s.value: 0 for s in Status}
-        self.info = {**runner_info(), "slots": self.pool.slots, "gpus": list(self.pool.gpus),
+        self.remote = is_remote(self.executor)
+        self.info = {**runner_info(), "executor": getattr(self.executor, "name", "local"), "slots": self.pool.slots,
+                     "gpus": list(self.pool.gpus),
                      "slots_per_gpu": self.pool.per_gpu, "threads": self.pool.threads}
         self.hooks = Hooks([])
         self._needs: dict[tuple, Need] = {}
@@ -116,8 +120,14 @@ class Runner:
     def _run_locked(self) -> int:
         if self.queue.cancel_drain():
             self.say("drain", "removed a drain request left from an earlier runner")
-        for job, status in self.queue.recover(self._done_before_filing):
+        reattach = Reattach(self.executor)
+        for job, status in self.queue.recover(self._done_before_filing, keep=reattach.keep):
             self.say("recovered", f"{job.id}: {job.note}", job=job.id, status=status.value)
+            if job.id in reattach.runs:  # still runs on the cluster: follow it again, never resubmit
+                job = self.queue.update_running(job.id, **reattach.engine_fields(job)) or job
+                log = self.queue.paths.log(job.id)
+                self.active[job.id] = Active(job, reattach.runs[job.id], log, tail_offset(log),
+                                             self.queue.paths.stop_flag(job.id))
         if self.pool.slots > 1 or self.pool.gpus:
             gpus = f", GPUs {','.join(self.pool.gpus)} ({self.pool.per_gpu} per GPU)" if self.pool.gpus else ""
             threads = f", {self.pool.threads} CPU thread(s) each" if self.pool.threads else ""
@@ -128,7 +138,7 @@ class Runner:
         while True:
             self._reap()
             if self.shutdown:
-                if not self.active:
+                if not self.active or self.remote:  # cluster jobs run on without us: a later runner reattaches
                     break
                 self._forward_shutdown()
             elif not draining and self.queue.drain_requested():
@@ -143,6 +153,9 @@ class Runner:
             started, scanned = 0, False
             if not self.shutdown and not draining and len(self.active) < self.pool.slots and self._queue_changed():
                 started, scanned = self._fill(), True
+            if self.detach and self.remote and self.active and (
+                    (scanned and not started) or len(self.active) >= self.pool.slots):
+                break
             if self.active or started:
                 idle_since = None
                 for a in list(self.active.values()):
@@ -160,10 +173,13 @@ class Runner:
             if idle_since is not None and time.monotonic() - idle_since >= self.wait:
                 break
             time.sleep(POLL_S)
-        self.hooks.queue_drained(dict(self.counts))
+        if not self.active:
+            self.hooks.queue_drained(dict(self.counts))
         held = sum(1 for j in self.queue.pending() if j.held)
         summary = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "no jobs run"
-        self.say("exit", f"runner done: {summary}" + (f"; {held} held job(s) left" if held else "")
+        left = (f"; {len(self.active)} job(s) still run on {self.executor.name} (a later runner reattaches them)"
+                if self.active else "")
+        self.say("exit", f"runner done: {summary}" + (f"; {held} held job(s) left" if held else "") + left
                  + (f" (stopped by {self.shutdown})" if self.shutdown else ""), counts=self.counts)
         return int(ExitCode.STOPPED if self.shutdown else ExitCode.OK)
 
@@ -281,6 +297,8 @@ class Runner:
                       f"on {self.info['host']}{slot}: {' '.join(cmd[1:])}\n").encode()
             log.write(header)
             offset += len(header)
+        if self.remote:  # the intent first: a runner killed during the submission finds it by its tag
+            job = q.update_running(job.id, engine=self.executor.engine_record(job)) or job
         try:
             run = self.executor.start(job, cmd, env, project.root, log_path, where)
         except OSError as exc:
@@ -288,13 +306,16 @@ class Runner:
             self.counts[Status.FAILED.value] += 1
             self.hooks.job_ended(done)
             return
-        # "started" is when the process was spawned (the claim time was a placeholder)
+        _fault("after_submit")
+        # "started" is when the process was spawned / the job submitted (the claim time was a placeholder)
         job = q.update_running(job.id, pid=run.pid, started=now_iso(), epochs_before=epochs_before,
-                               placement=where.to_dict()) or job
+                               placement=where.to_dict(), **submitted_fields(job, run)) or job
         self.active[job.id] = Active(job, run, log_path, offset, stop_flag)
-        self.say("started", f"started {job.id}{slot} (experiment {job.experiment_id or '-'}, attempt {job.attempts}, "
-                            f"pid {run.pid}): {' '.join(job.args)}",
-                 job=job.id, experiment_id=job.experiment_id, pid=run.pid, slot=where.slot, gpus=list(where.gpus))
+        how = f"{self.executor.name} job {run.engine_id}" if run.engine_id else f"pid {run.pid}"
+        self.say("started", f"started {job.id}{slot if not self.remote else ''} (experiment {job.experiment_id or '-'}, "
+                            f"attempt {job.attempts}, {how}): {' '.join(job.args)}",
+                 job=job.id, experiment_id=job.experiment_id, pid=run.pid, slot=where.slot, gpus=list(where.gpus),
+                 engine_id=run.engine_id)
         self.hooks.job_started(job)
         _fault("after_start")
 
@@ -303,6 +324,8 @@ class Runner:
         for job_id, a in list(self.active.items()):
             rc = self.executor.poll(a.run)
             if rc is None:
+                if self.remote and (engine := state_change(self.executor, a.job, a.run)):
+                    a.job = self.queue.update_running(job_id, engine=engine) or a.job
                 continue
             ended = now_iso()
             _fault("after_exit")
@@ -342,7 +365,8 @@ class Runner:
                                 attempts=current.attempts, max_attempts=current.max_attempts,
                                 tail=_log_tail(a.log_path, a.offset), job_id=job.id, now=time.time(),
                                 infrastructure=ending.infrastructure)
-        fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job), **outcome.fields}
+        fields: dict[str, Any] = {"ended": ended, "exit_code": rc, "epochs_done": self._epochs(job), **outcome.fields,
+                                  **ended_fields(current)}
         status = outcome.status
         done = q.complete(current, status, **fields)
         self.counts[status.value] += 1

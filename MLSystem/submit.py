@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 
 from MLSystem.builder import ExperimentBuilder, Neighbours
 from MLSystem.config_merge import expand_sweeps, parse_overrides, to_override
+from MLSystem.engine_view import describe, live_states
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
 from MLSystem.eta import estimate
 from MLSystem.experiment_store import list_experiments, resolve_id
@@ -227,18 +228,23 @@ def _job_line(job: Job) -> str:
 def _do_list(queue: JobQueue, out: _Out, show_all: bool) -> None:
     jobs = queue.list()
     etas = estimate(queue, [j for j in jobs if j.status in (Status.PENDING.value, Status.RUNNING.value)])
+    # cluster jobs: the engine's state now (one squeue for all), also while no runner follows them
+    engine = live_states([j for j in jobs if j.status == Status.RUNNING.value])
     if out.as_json:
         rows = []
         for j in jobs:
             row = j.to_dict()
             if j.id in etas:
                 row["eta"] = asdict(etas[j.id])
+            if j.id in engine:
+                row["engine_state"] = engine[j.id]
             rows.append(row)
         out.emit({"jobs": rows, "runner": queue.active_runner(), "drain": queue.drain_requested()}, "")
         return
     runner = queue.active_runner()
     slots = describe_runner(runner)
     print(f"queue {queue.paths.root}: runner " + (f"pid {runner['pid']} since {runner['since']}" if runner else "not running")
+          + (f" ({runner['executor']})" if runner and runner.get("executor", "local") != "local" else "")
           + (f", {slots}" if slots else "") + (" (draining)" if queue.drain_requested() else ""))
     by_status: dict[str, list[Job]] = {s.value: [] for s in Status}
     for j in jobs:
@@ -247,8 +253,8 @@ def _do_list(queue: JobQueue, out: _Out, show_all: bool) -> None:
         since = parse_iso(j.started)
         took = format_seconds(time.time() - since) if since else "?"
         where = Placement.from_dict(j.placement)
-        print(f"running   {j.id}  {j.experiment_id or '-':<12}  {where.describe() + '  ' if where else ''}"
-              f"pid {j.pid}  {took} so far  "
+        at = (describe(j, engine.get(j.id)) if j.engine else (where.describe() + "  " if where else "") + f"pid {j.pid}")
+        print(f"running   {j.id}  {j.experiment_id or '-':<12}  {at}  {took} so far  "
               f"{'(stop requested) ' if j.stop_requested else ''}{' '.join(j.args)}")
     for n, j in enumerate(by_status[Status.PENDING], 1):
         eta = etas.get(j.id)

@@ -23,6 +23,7 @@ from MLSystem.gui.context import Cockpit
 from MLSystem.gui.inference import MAX_UPLOAD_BYTES, InferenceError, check_upload
 from MLSystem.gui.inference import inference_models as find
 from MLSystem.gui.series import SeriesFollower
+from MLSystem.engine_view import live_states
 from MLSystem.jobs import Status
 from MLSystem.submit import edit_overrides, plan, submit, submit_plot
 from MLSystem.utils.tail import read_range
@@ -109,11 +110,15 @@ def register(app: FastAPI, cockpit: Cockpit) -> None:
         queue = cockpit.queue()
         jobs = queue.list([Status(s) for s in status] or None)
         etas = cockpit.etas([j for j in jobs if j.status in (Status.PENDING, Status.RUNNING)])
+        shown = jobs[offset: offset + limit]
+        engine = live_states([j for j in shown if j.status == Status.RUNNING])  # one squeue for all cluster jobs
         rows = []
-        for job in jobs[offset: offset + limit]:
+        for job in shown:
             row = job.to_dict()
             if job.id in etas:
                 row["eta"] = dataclasses.asdict(etas[job.id])
+            if job.id in engine:
+                row["engine_state"] = engine[job.id]
             rows.append(row)
         return {"total": len(jobs), "offset": offset, "jobs": rows}
 

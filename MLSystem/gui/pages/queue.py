@@ -16,6 +16,7 @@ from MLSystem.gui.config_form import ConfigForm
 from MLSystem.gui.context import Cockpit
 from MLSystem.gui.layout import action_color, frame, short_time, text_block
 from MLSystem.jobs import Job, Kind, Status
+from MLSystem.engine_view import describe
 from MLSystem.scheduler import Placement
 from MLSystem.submit import edit_overrides
 from MLSystem.utils.clock import format_seconds
@@ -166,10 +167,12 @@ class QueuePanel:
     def _running_row(self, job: Job) -> None:
         with ui.row().classes("items-center gap-2 w-full").mark(f"job-{job.id}"):
             where = Placement.from_dict(job.placement)
-            if where is not None:
+            if job.engine:  # a cluster job: executor, engine job id and state (kept current by the runner)
+                ui.badge(describe(job), color="primary").mark(f"engine-{job.id}")
+            elif where is not None:
                 ui.badge(where.describe(), color="primary").mark(f"slot-{job.id}")
             self._job_label(job)
-            ui.label(f"pid {job.pid} · since {short_time(job.started)} · {' '.join(job.args)}")
+            ui.label(f"{'' if job.engine else f'pid {job.pid} · '}since {short_time(job.started)} · {' '.join(job.args)}")
             if job.stop_requested:
                 ui.badge("stop requested", color="orange")
             live = f"/live?experiment={job.experiment_id}" if job.experiment_id else "/live"

@@ -1,0 +1,168 @@
+"""The runner on a cluster executor (``--executor submitit-local|slurm``, MLSystem.cluster_executor):
+the same outcomes as the local slots, engine job ids in the job files, stop through the engine, and
+never a second submission — neither when the runner is SIGKILLed between the submission and
+recording the engine id, nor when it dies while its jobs run (a new runner reattaches)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, add_probe_model, cli_env, make_project, run_cli, wait_for
+from MLSystem.submitit_job import find_tagged
+from slurm_fixtures import slurm_cluster  # noqa: F401  (fixture)
+
+STATUSES = ("pending", "running", "finished", "failed", "stopped")
+SLOW_PROBE = ["dataset=digits", "model=probe", "max_epochs=1", "n_train=640", "n_val=32", "batch_size=32",
+              "accelerator=cpu"]  # 20 steps
+
+
+def _queue(root: Path, *args: str) -> list[str]:
+    out = run_cli(root, "MLSystem.submit", *args, "--json", check=True).stdout
+    return [q["job"] for q in json.loads(out)["queued"]]
+
+
+def _record(root: Path, job_id: str) -> dict:
+    for s in STATUSES:
+        p = root / "queue" / s / f"{job_id}.json"
+        if p.exists():
+            return json.loads(p.read_text())
+    raise AssertionError(f"{job_id} is in no status folder")
+
+
+def _runner(root: Path, *args: str, fault: str | None = None) -> subprocess.Popen:
+    env = cli_env(root, **({"MLSYSTEM_RUNNER_FAULT": fault} if fault else {}))
+    out = open(root / "runner-out.txt", "ab")
+    return subprocess.Popen([sys.executable, "-m", "MLSystem.runner", *args], cwd=root, env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _finish(proc: subprocess.Popen, root: Path, timeout: float = 600) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError((root / "runner-out.txt").read_text()[-3000:]) from None
+
+
+def _stepped(root: Path, job_id: str, steps: int = 2) -> bool:
+    f = root / "queue/logs" / f"{job_id}.metrics.jsonl"
+    rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip().endswith("}")] if f.exists() else []
+    return any(r.get("step", 0) >= steps for r in rows)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (what a node failure does to a job)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _submissions(root: Path, job_id: str) -> list[str]:
+    """Engine job ids submitit recorded for this queue job, over all its attempts."""
+    return sorted(p.name.split("_submitted")[0] for p in (root / "queue/engine" / job_id).glob("*/*_submitted.pkl"))
+
+
+@pytest.mark.slow
+def test_submitit_local_runner_files_the_same_outcomes_as_local_slots(tmp_path):
+    root = make_project(tmp_path / "proj")
+    add_probe_model(root)
+    ok = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu")[0]
+    bad = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu", "seed=7")[0]
+    # a job whose overrides stopped being valid after it was queued: execute_train exits 2 (bad input)
+    path = root / "queue/pending" / f"{bad}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "args": ["dataset=digits", "model=mlp", "no_such=1"]}))
+    stop = _queue(root, *SLOW_PROBE, "step_sleep=0.5", "seed=1")[0]
+    node = _queue(root, *SLOW_PROBE, "step_sleep=0.3", "seed=2")[0]
+    runner = _runner(root, "--executor", "submitit-local", "--max-running", "4")
+    wait_for(lambda: _stepped(root, stop) and _stepped(root, node), timeout=300, what="both probes to train")
+    # the graceful stop (cockpit and CLI share it): checkpoint at the next step, exit 3 -> stopped/
+    run_cli(root, "MLSystem.submit", "--stop", stop, check=True)
+    # the engine's job dies with everything in it (a node failure): interrupted by the infrastructure
+    _kill_tree(int(_record(root, node)["engine"]["job_id"]))
+    assert _finish(runner, root) == 0, (root / "runner-out.txt").read_text()[-3000:]
+    got = {j: _record(root, j) for j in (ok, bad, stop, node)}
+    assert {j: r["status"] for j, r in got.items()} == {ok: "finished", bad: "failed", stop: "stopped",
+                                                       node: "finished"}, (root / "runner-out.txt").read_text()
+    assert got[bad]["exit_code"] == 2 and "no_such" in got[bad]["error"]
+    assert got[stop]["exit_code"] == 3 and "stopped on request" in got[stop]["note"]
+    first, second = got[node]["history"]
+    assert first["outcome"] == "pending" and "interrupted by the infrastructure" in first["note"]
+    assert got[node]["attempts"] == 1  # the engine's failure is not the job's
+    for j, r in got.items():  # every attempt recorded its engine job id, and each went out once
+        assert r["engine"]["executor"] == "submitit-local" and r["engine"]["job_id"]
+        assert _submissions(root, j) == sorted(h["engine"]["job_id"] for h in r["history"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["submitit-local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_runner_killed_between_submission_and_record_reattaches_instead_of_resubmitting(tmp_path, executor,
+                                                                                         request):
+    extra = []
+    if executor == "slurm":
+        extra = ["--partition", request.getfixturevalue("slurm_cluster"), "--cpus-per-task", "1"]
+    root = make_project(tmp_path / "proj")
+    job = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu")[0]
+    first = _runner(root, "--executor", executor, *extra, fault="after_submit")
+    assert _finish(first, root, 300) == -signal.SIGKILL
+    left = _record(root, job)
+    assert left["status"] == "running" and left["engine"]["tag"] and not left["engine"].get("job_id")
+    assert _finish(_runner(root, "--executor", executor, *extra), root) == 0
+    done = _record(root, job)
+    out = (root / "runner-out.txt").read_text()
+    assert done["status"] == "finished" and "reattached" in out, out
+    assert _submissions(root, job) == [done["engine"]["job_id"]]  # one submission, found again
+    assert len(done["history"]) == 1 and done["engine"].get("found") == "after a runner crash"
+    if executor == "slurm":
+        assert find_tagged(left["engine"]["tag"]) == [done["engine"]["job_id"]]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill(slurm_cluster, tmp_path):
+    root = make_project(tmp_path / "proj")
+    add_probe_model(root)
+    jobs = _queue(root, *SLOW_PROBE, "step_sleep=0.4", "seed=1,2,3")
+    flags = ["--executor", "slurm", "--partition", slurm_cluster, "--cpus-per-task", "1", "--mem-gb", "1",
+             "--max-running", "2"]  # memory is a consumable here: without --mem-gb a job takes the whole node
+    runner = _runner(root, *flags)
+    wait_for(lambda: _stepped(root, jobs[0]) and _stepped(root, jobs[1]), timeout=300,
+             what="the first two jobs training on Slurm")  # the third waits for a free slot (--max-running 2)
+    runner.kill()  # the runner dies; its jobs run on in their allocations
+    runner.wait()
+    listed = json.loads(run_cli(root, "MLSystem.submit", "--list", "--json", check=True).stdout)["jobs"]
+    live = {r["id"]: r.get("engine_state") for r in listed if r["status"] == "running"}
+    assert live == {jobs[0]: "RUNNING", jobs[1]: "RUNNING"}, live  # asked from Slurm, no runner involved
+    text = run_cli(root, "MLSystem.submit", "--list", check=True).stdout
+    assert all(f"slurm {_record(root, j)['engine']['job_id']}" in text for j in live), text
+    assert _finish(_runner(root, *flags), root) == 0
+    out = (root / "runner-out.txt").read_text()
+    assert out.count("reattached to slurm job") == 2, out
+    ids = []
+    for j in jobs:
+        r = _record(root, j)
+        assert r["status"] == "finished" and len(r["history"]) == 1, (r, out[-3000:])
+        assert _submissions(root, j) == [r["engine"]["job_id"]]
+        assert find_tagged(r["engine"]["tag"]) == [r["engine"]["job_id"]]  # Slurm saw it once
+        ids.append(r["engine"]["job_id"])
+    assert len(set(ids)) == 3
