@@ -8,6 +8,9 @@ Prints a Markdown table:
   1-element all-reduce between 2 gloo processes);
 * dispatch latency, submit -> the job's command running, one job at a time: submitit's
   LocalExecutor, and the local Slurm (``scripts/slurm_up.sh``) when it is up;
+* the same through the runner (``--runner-jobs 50``): a job written to ``queue/pending`` -> its
+  ``execute_train`` process started, for ``python -m MLSystem.runner`` (local slots) vs
+  ``--executor slurm`` (sbatch, Slurm's scheduling, the allocation starting Python) — the real path;
 * preemption -> resumed on Slurm: ``scancel --signal=USR2`` while training, until the requeued
   attempt has reopened the experiment (a new ``resume`` segment in ``experiment.json``);
 * the queue lock: acquire + release, flock vs the NFS-safe lease (MLSystem.shared_lock).
@@ -95,6 +98,57 @@ def dispatch(kind: str, work: Path, jobs: int, partition: str | None = None) -> 
     return latencies
 
 
+SITE = """
+import os, time
+if os.environ.get("MLSYSTEM_JOB_ID") and os.environ.get("BENCH_STAMPS"):
+    with open(os.path.join(os.environ["BENCH_STAMPS"], os.environ["MLSYSTEM_JOB_ID"]), "a") as fh:
+        fh.write(repr(time.time()) + "\\n")
+"""
+
+
+def runner_dispatch(kind: str, work: Path, jobs: int, partition: str | None = None) -> list[float]:
+    """Queue one job at a time into a lingering runner; seconds from the job file appearing in
+    pending/ to its execute_train process starting (stamped by a sitecustomize on PYTHONPATH).
+    The job is an invalid override, so execute_train exits 2 within a second: what a job does after
+    it started does not change its dispatch, and 50 trainings would take many minutes."""
+    import os
+
+    from MLSystem.jobs import Job, Status, new_job_id
+    from MLSystem.paths import ProjectPaths
+    from MLSystem.queue_store import JobQueue
+
+    root = make_project(work / f"runner-{kind}")
+    stamps, site = work / f"stamps-{kind}", work / f"site-{kind}"
+    stamps.mkdir()
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE)
+    env = env_for(root, BENCH_STAMPS=str(stamps))
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    flags = [] if kind == "local" else ["--executor", "slurm", "--partition", partition, "--cpus-per-task", "1",
+                                        "--mem-gb", "1", "--gpus-per-job", "0"]
+    runner = subprocess.Popen([sys.executable, "-m", "MLSystem.runner", "--wait", "600", *flags], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    queue = JobQueue(ProjectPaths(root))
+    latencies = []
+    try:
+        for _ in range(jobs):
+            job = Job(id=new_job_id(), kind="train", args=["dataset=digits", "no_such_option=1"])
+            t0 = time.time()
+            queue.add(job)
+            stamp = stamps / job.id
+            while not stamp.exists() or not stamp.read_text().strip():
+                if queue.paths.job_file(Status.FAILED, job.id).exists() and not stamp.exists():
+                    raise SystemExit(f"{kind}: {job.id} never started: {queue.get(job.id).error}")
+                time.sleep(0.005)
+            latencies.append(float(stamp.read_text().split()[0]) - t0)
+            while not queue.paths.job_file(Status.FAILED, job.id).exists():
+                time.sleep(0.02)
+    finally:
+        queue.request_drain()
+        runner.wait(timeout=120)
+    return latencies
+
+
 def preemption_latency(work: Path, partition: str) -> float:
     from MLSystem.launcher_config import LauncherConfig
     from MLSystem.submitit_job import TrainJob, make_executor, outcome
@@ -148,27 +202,38 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=20, help="jobs per dispatch measurement")
     ap.add_argument("--skip-ddp", action="store_true")
     ap.add_argument("--skip-slurm", action="store_true")
+    ap.add_argument("--runner-jobs", type=int, default=50, help="jobs per runner dispatch measurement (0: skip)")
+    ap.add_argument("--only-runner", action="store_true", help="only the runner dispatch measurement")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        partition = None if args.skip_slurm else slurm_up()
+        if args.runner_jobs:
+            for kind in ("local", "slurm") if partition else ("local",):
+                lat = runner_dispatch(kind, work, args.runner_jobs, partition)
+                name = "runner, local slots" if kind == "local" else "runner --executor slurm"
+                rows.append((f"{name}: job queued -> execute_train started (median / p95 of {args.runner_jobs})",
+                             f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
+        if args.only_runner:
+            args.skip_ddp, partition = True, None
         if not args.skip_ddp:
             one, two = ddp_step(work, 1), ddp_step(work, 2)
             rows.append(("DDP CPU/gloo: s per step, digits/cnn batch 32 per process, devices=1", f"{one:.4f} s"))
             rows.append(("DDP CPU/gloo: s per step, devices=2 (2 x the samples per step)", f"{two:.4f} s"))
             rows.append(("per-step stop decision under DDP (1-element gloo all-reduce, 2 procs)",
                          f"{allreduce_cost() * 1e6:.0f} us"))
-        lat = dispatch("local", work, args.jobs)
-        rows.append((f"submitit-local: submit -> command running (median / p95 of {args.jobs})",
-                     f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
-        partition = None if args.skip_slurm else slurm_up()
+        if not args.only_runner:
+            lat = dispatch("local", work, args.jobs)
+            rows.append((f"submitit-local: submit -> command running (median / p95 of {args.jobs})",
+                         f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
         if partition:
             lat = dispatch("slurm", work, args.jobs, partition)
             rows.append((f"local Slurm: submit -> command running (median / p95 of {args.jobs})",
                          f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
             rows.append(("Slurm preemption (scancel --signal=USR2) -> resumed attempt reopened the experiment",
                          f"{preemption_latency(work, partition):.1f} s"))
-        else:
+        elif not args.only_runner:
             rows.append(("local Slurm", "not up (scripts/slurm_up.sh as root): skipped"))
         for kind in ("flock", "lease"):
             rows.append((f"queue lock acquire + release ({kind})", f"{lock_cost(work, kind) * 1e6:.0f} us"))
