@@ -166,3 +166,16 @@ def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill(slurm_clus
         assert find_tagged(r["engine"]["tag"]) == [r["engine"]["job_id"]]  # Slurm saw it once
         ids.append(r["engine"]["job_id"])
     assert len(set(ids)) == 3
+
+
+@pytest.mark.slow
+def test_a_detached_runner_leaves_its_jobs_running_and_a_later_one_files_them(tmp_path):
+    root = make_project(tmp_path / "proj")
+    job = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu")[0]
+    assert _finish(_runner(root, "--executor", "submitit-local", "--detach"), root, 120) == 0
+    out = (root / "runner-out.txt").read_text()
+    assert _record(root, job)["status"] == "running" and "1 job(s) still run on submitit-local" in out, out
+    assert _finish(_runner(root, "--executor", "submitit-local"), root) == 0
+    done = _record(root, job)
+    assert done["status"] == "finished" and len(done["history"]) == 1
+    assert _submissions(root, job) == [done["engine"]["job_id"]]
