@@ -73,3 +73,23 @@ def test_warm_up_runs_its_heavy_steps_only_once_the_cockpit_is_quiet(tmp_path, m
     assert not called.wait(2.0), "the ETAs were computed while a page was being served"
     cockpit.activity.ended()
     wait_for(called.is_set, 30, "the warm-up's ETAs once the cockpit is quiet")
+
+
+def test_queue_page_etas_do_not_wait_for_their_computation(tmp_path, monkeypatch) -> None:
+    from MLSystem.eta import Eta
+    from MLSystem.jobs import Job
+
+    cockpit = context.Cockpit(ProjectPaths(tmp_path))
+    job = Job(id="j1", kind="train", args=[], status="pending")
+
+    def slow_estimate(queue, jobs):
+        time.sleep(1.0)
+        return {j.id: Eta(0.0, 10.0) for j in jobs}
+
+    monkeypatch.setattr(context, "estimate", slow_estimate)
+    t = time.monotonic()
+    assert cockpit.etas([job], wait=False) == {}  # nothing cached yet: the page shows its jobs now
+    assert time.monotonic() - t < 0.5
+    got = wait_for(lambda: cockpit.etas([job], wait=False), 30, "the ETAs computed in the background")
+    assert got["j1"].duration == 10.0
+    assert cockpit.etas([job])["j1"].duration == 10.0  # fresh: the waiting call does not recompute

@@ -71,11 +71,24 @@ class Cockpit:
             self.activity.wait_quiet()
             self.experiments.verify()
 
-    def etas(self, jobs: list[Job]) -> dict[str, Eta]:
-        """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread)."""
+    def etas(self, jobs: list[Job], *, wait: bool = True) -> dict[str, Eta]:
+        """ETAs of pending jobs, cached for ``ETA_TTL_S`` (blocking: call from a worker thread).
+
+        ``wait=False``: the cached ETAs at once (possibly stale, or {}), and a stale cache is
+        recomputed in a background thread — a page shows its jobs without waiting for them
+        (0.4-0.7 s for 1,000 jobs, or 100 jobs at 100,000 experiments)."""
+        if not wait:
+            at, cached = self._etas
+            if self._stale(at, cached, jobs) and not self._eta_lock.locked():
+                threading.Thread(target=self.etas, args=(jobs,), name="cockpit-etas", daemon=True).start()
+            return cached
         with self._eta_lock:
             at, cached = self._etas
-            if time.monotonic() - at > ETA_TTL_S or any(j.id not in cached for j in jobs if j.status == Status.PENDING):
+            if self._stale(at, cached, jobs):
                 cached = estimate(self.queue(), jobs)
                 self._etas = (time.monotonic(), cached)
             return cached
+
+    @staticmethod
+    def _stale(at: float, cached: dict[str, Eta], jobs: list[Job]) -> bool:
+        return time.monotonic() - at > ETA_TTL_S or any(j.id not in cached for j in jobs if j.status == Status.PENDING)

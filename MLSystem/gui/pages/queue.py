@@ -32,7 +32,9 @@ def _snapshot(cockpit: Cockpit) -> dict[str, Any]:
     """Blocking: jobs, ETAs and runner state in one read."""
     queue = cockpit.queue()
     jobs = queue.list()
-    return {"jobs": jobs, "etas": cockpit.etas([j for j in jobs if j.status in (Status.PENDING, Status.RUNNING)]),
+    # The ETAs as cached (recomputed in the background when stale): jobs show before their ETAs.
+    return {"jobs": jobs, "etas": cockpit.etas([j for j in jobs if j.status in (Status.PENDING, Status.RUNNING)],
+                                               wait=False),
             "runner": runner_status(queue)}
 
 
@@ -40,7 +42,7 @@ def _signature(snap: dict[str, Any]) -> tuple:
     jobs = tuple((j.id, j.status, j.priority, j.position, j.held, j.note, j.stop_requested, j.pid, str(j.placement))
                  for j in snap["jobs"])
     r = snap["runner"]
-    return jobs, str(r["runner"]), r["drain"]
+    return jobs, str(r["runner"]), r["drain"], frozenset(snap["etas"])  # jobs that got their ETA
 
 
 def _read_log(cockpit: Cockpit, job_id: str) -> str:
