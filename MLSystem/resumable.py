@@ -17,7 +17,9 @@ run sees the same samples per rank as an uninterrupted one. Resuming mid-epoch n
 world size (devices x num_nodes); an epoch-end checkpoint resumes on any.
 * :class:`ResumableDataLoader` — implements ``state_dict``/``load_state_dict``, which Lightning
   stores in the checkpoint and restores right before it creates the iterator (so worker
-  processes prefetch the right indices). Pass ``lengths`` to batch by length.
+  processes prefetch the right indices). Pass ``lengths`` to batch by length. A dataset with a
+  ``set_epoch(epoch)`` method is told the epoch before each epoch's iterator starts, so items
+  may depend on ``(seed, epoch, index)`` (augmentation) and stay resumable.
 * :class:`ExactResumeCallback` — counts consumed batches, saves the RNG states with each
   checkpoint and restores them at the first batch after a resume, and writes the training
   state (epochs completed, global step) into the checkpoint for ``state.json``.
@@ -175,6 +177,13 @@ class ResumableDataLoader(DataLoader):
     def __iter__(self):
         # Worker seeds come from this generator: make them a function of (seed, epoch) too.
         self.generator.manual_seed(_epoch_seed(self._seed + 1, self._epoch))
+        # A dataset whose items depend on the epoch (e.g. augmentation drawn from (seed, epoch,
+        # index)) learns it here, before this epoch's workers copy it.
+        if hasattr(self.dataset, "set_epoch"):
+            if self.persistent_workers:
+                raise ValueError("persistent_workers: not supported with a dataset that has set_epoch "
+                                 "(its workers would keep the first epoch's copy)")
+            self.dataset.set_epoch(self._epoch)
         return super().__iter__()
 
     @property

@@ -19,7 +19,7 @@ import logging
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,6 +29,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from definitions.datasets.ljspeech.augment import Augmenter, AugmentConfig, Plan
 from definitions.datasets.ljspeech.config import split_list
 from definitions.datasets.ljspeech.manifest import engine_filter
 from definitions.datasets.ljspeech.metadata import Row, read_metadata
@@ -49,26 +50,45 @@ class Utterance:
     path: Path
     num_samples: int
     sample_rate: int
+    augment: Plan | None = None  # drawn per (seed, epoch, index) for training items; None = the file as is
 
     @property
     def seconds(self) -> float:
         return self.num_samples / self.sample_rate
 
     def load(self) -> np.ndarray:
-        """float32 mono samples in [-1, 1] (multi-channel files are averaged)."""
-        try:
-            audio, rate = sf.read(self.path, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise CorpusError(f"{self.path}: cannot read audio ({exc})") from exc
-        if rate != self.sample_rate:
-            raise CorpusError(f"{self.path}: sample rate {rate} Hz, expected {self.sample_rate} Hz")
-        return audio.mean(axis=1)
+        """float32 mono samples in [-1, 1] (multi-channel files are averaged), augmented when
+        the item carries a plan."""
+        audio = read_wav(self.path, self.sample_rate)
+        if self.augment is None:
+            return audio
+        return self.augment.apply(audio, self.sample_rate, lambda p: read_wav(p, self.sample_rate))
+
+
+def read_wav(path: Path, sample_rate: int) -> np.ndarray:
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise CorpusError(f"{path}: cannot read audio ({exc})") from exc
+    if rate != sample_rate:
+        raise CorpusError(f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz")
+    return audio.mean(axis=1)
 
 
 class UtteranceDataset(Dataset):
-    def __init__(self, utterances: Sequence[Utterance], transform: Callable[[Utterance], Any] | None):
+    """Utterances, optionally augmented: with an :class:`Augmenter`, item ``i`` of epoch ``e``
+    carries the plan drawn from ``(seed, e, i)`` (the loader calls :meth:`set_epoch`)."""
+
+    def __init__(self, utterances: Sequence[Utterance], transform: Callable[[Utterance], Any] | None,
+                 augmenter: Augmenter | None = None):
         self.utterances = list(utterances)
         self.transform = transform
+        self.augmenter = augmenter
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by MLSystem's resumable loader before each epoch's iterator (and its workers) starts."""
+        self.epoch = int(epoch)
 
     @property
     def lengths(self) -> list[int]:
@@ -79,6 +99,10 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, i: int) -> Any:
         utt = self.utterances[i]
+        if self.augmenter is not None:
+            plan = self.augmenter.plan(self.epoch, i)
+            if not plan.identity:
+                utt = replace(utt, augment=plan)
         if self.transform is not None:
             return self.transform(utt)
         return {"id": utt.id, "text": utt.normalized_text, "waveform": utt.load(), "sample_rate": utt.sample_rate}
@@ -181,7 +205,9 @@ class LJSpeechDataModule(BaseDataModule):
         limited = self.limit(UtteranceDataset(train, None))
         if hasattr(limited, "indices"):  # light mode: the same subset BaseDataModule.limit picks
             train = [train[i] for i in limited.indices]
-        self.train_set = UtteranceDataset(train, self.transform("train"))
+        config = AugmentConfig.from_params(p)
+        augmenter = Augmenter(config, int(p["seed"]), [u.path for u in train]) if config else None
+        self.train_set = UtteranceDataset(train, self.transform("train"), augmenter)
         self.val_set = UtteranceDataset(val, self.transform("val"))
 
     def train_dataloader(self):

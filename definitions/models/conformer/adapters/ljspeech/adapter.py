@@ -42,7 +42,8 @@ class LJSpeechToConformer(BaseAdapter):
         def compute() -> np.ndarray:
             return self._featurizer(torch.from_numpy(utt.load())).numpy()
 
-        cache = self.cache_for(utt.path.parent.parent)
+        # Augmented audio differs every epoch: only the file as is can be cached.
+        cache = self.cache_for(utt.path.parent.parent) if getattr(utt, "augment", None) is None else None
         return cache.get_or_compute(utt.id, utt.path, compute) if cache else compute()
 
     def cache_for(self, corpus: Path) -> FeatureCache | None:
