@@ -1,6 +1,6 @@
 """Conformer-CTC speech recognizer: log-mel frames (SpecAugment in training) -> convolutional
-subsampling -> ``torchaudio.models.Conformer`` -> per-frame character log-probabilities (CTC,
-greedy decoding).
+subsampling -> ``torchaudio.models.Conformer`` -> per-frame character log-probabilities (CTC;
+greedy decoding or prefix beam search with a character n-gram LM of the training text).
 
 The model knows nothing about datasets: its adapter gives it the vocabulary and the feature
 settings, which it keeps (checkpoint hyperparameters) so :meth:`ConformerCTC.inference` can
@@ -20,11 +20,13 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from definitions.models.conformer.decoding import BeamConfig, BeamSearchDecoder
 from definitions.models.conformer.features import FeatureConfig, LogMel
 from definitions.models.conformer.spec_augment import spec_augment
 from definitions.models.conformer.vocab import CharVocab
 from MLSystem.base import BaseModel, atomic_write_text
 
+DECODING_KEYS = ("decoder", "lm_order", "lm_weight", "word_score", "beam_size")
 SILENCE_PEAK = 1e-3  # below -60 dBFS an input is treated as silence
 STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}
 
@@ -64,6 +66,12 @@ class ConformerCTC(BaseModel):
         self.head = nn.Sequential(nn.Dropout(float(params["dropout"])), nn.Linear(d, len(self.vocab)))
         self.val_cer, self.val_wer = CharErrorRate(), WordErrorRate()
         self._samples: list[dict[str, str]] = []
+        # The training text the decoder's n-gram LM is estimated from: every target sentence the
+        # model trained on, collected from its batches and kept in the state dict (UTF-8 bytes), so
+        # a checkpoint alone (any machine, no corpus) decodes with the LM.
+        self.register_buffer("lm_text", torch.zeros(0, dtype=torch.uint8))
+        self._lm_sentences: set[str] = set()
+        self._beam: tuple[tuple, BeamSearchDecoder] | None = None
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, T, n_mels)`` features -> ``(B, T', vocab)`` log-probabilities and ``T'`` lengths."""
@@ -90,6 +98,7 @@ class ConformerCTC(BaseModel):
         return self.ctc_loss({**batch, "features": features})[0]
 
     def training_step(self, batch, batch_idx):
+        self._lm_sentences.update(batch["texts"])
         loss = self.training_loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["texts"]))
         return loss
@@ -114,6 +123,46 @@ class ConformerCTC(BaseModel):
             write_samples(Path(self.trainer.default_root_dir) / "samples.jsonl", self.current_epoch,
                           int(self.global_step), self._samples)
 
+    # -- the LM text in checkpoints ------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        blob = "\n".join(sorted(self._lm_sentences)).encode("utf-8")
+        checkpoint["state_dict"]["lm_text"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8) if blob \
+            else torch.zeros(0, dtype=torch.uint8)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "lm_text"
+        if key not in state_dict:  # a checkpoint from before the LM: greedy decoding only
+            state_dict[key] = torch.zeros(0, dtype=torch.uint8)
+        self.lm_text = torch.empty_like(state_dict[key])  # its length is the saved text's
+        text = bytes(state_dict[key].cpu().numpy().tobytes()).decode("utf-8")
+        self._lm_sentences = set(text.split("\n")) if text else set()
+        self._beam = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # -- decoding --------------------------------------------------------------------------------
+    def configure_decoding(self, **settings: Any) -> None:
+        """Change ``decoder`` / ``lm_order`` / ``lm_weight`` / ``word_score`` / ``beam_size``."""
+        unknown = set(settings) - set(DECODING_KEYS)
+        if unknown:
+            raise ValueError(f"configure_decoding: unknown setting(s) {sorted(unknown)}; valid: {', '.join(DECODING_KEYS)}")
+        self.params.update(settings)
+        self._beam = None
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Texts of a batch with the configured decoder (greedy when the model has no LM text)."""
+        if self.params.get("decoder", "greedy") == "beam_lm" and self._lm_sentences:
+            return self.beam_decoder().decode(log_probs, lengths)
+        return self.greedy_decode(log_probs, lengths)
+
+    def beam_decoder(self) -> BeamSearchDecoder:
+        p = self.params
+        config = BeamConfig(lm_order=int(p.get("lm_order", 6)), beam_size=int(p.get("beam_size", 16)),
+                            lm_weight=float(p.get("lm_weight", 0.5)), word_score=float(p.get("word_score", 0.0)))
+        key = (config, len(self._lm_sentences))
+        if self._beam is None or self._beam[0] != key:
+            self._beam = (key, BeamSearchDecoder(self.vocab.chars, sorted(self._lm_sentences), config))
+        return self._beam[1]
+
     # -- inference -----------------------------------------------------------------------------
     @torch.no_grad()
     def inference(self, waveform: np.ndarray | torch.Tensor, sample_rate: int = 22050) -> str:
@@ -137,7 +186,7 @@ class ConformerCTC(BaseModel):
             log_probs, lengths = self(feats, torch.tensor([feats.shape[1]], device=self.device))
         finally:
             self.train(was_training)
-        return self.greedy_decode(log_probs, lengths)[0]
+        return self.decode(log_probs, lengths)[0]
 
 
 def write_samples(path: Path, epoch: int, step: int, samples: list[dict[str, str]]) -> None:

@@ -1,0 +1,104 @@
+"""CTC decoding: greedy, or prefix beam search with a character n-gram LM.
+
+The beam search is torchaudio's ``ctc_decoder`` (flashlight-text's lexicon-free decoder with
+its built-in KenLM), scoring each character with an n-gram LM of the training text
+(:mod:`ngram`). Lexicon-free keeps the vocabulary open: a name never seen in training can still
+be spelled, while the LM prefers the spellings the training text uses.
+
+The LM is estimated from the sentences the model keeps (its ``lm_text`` build argument, stored
+in the checkpoint) and written once per text and order to a cache folder keyed by their hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from definitions.models.conformer.ngram import SPACE, write_arpa
+
+BLANK = "<b>"
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    lm_order: int = 6
+    beam_size: int = 16
+    lm_weight: float = 0.5
+    word_score: float = 0.0  # bonus per space (word) emitted: balances the LM's preference for fewer words
+    beam_threshold: float = 25.0
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ code writes there, below Python's sys.stderr)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def lm_cache_dir() -> Path:
+    return Path(os.environ.get("MLSYSTEM_LM_CACHE", Path(tempfile.gettempdir()) / "mlsystem-lm"))
+
+
+def arpa_for(sentences: Sequence[str], order: int, chars: str) -> Path:
+    """The ARPA file of ``sentences`` at ``order`` (estimated on first use, then reused)."""
+    key = hashlib.sha256(f"{order}\n{chars}\n".encode() + "\n".join(sentences).encode()).hexdigest()[:16]
+    path = lm_cache_dir() / f"chars-{order}-{key}.arpa"
+    if not path.is_file():
+        write_arpa(sentences, order, path.with_name(f"{path.stem}.{os.getpid()}.arpa"),
+                   [SPACE if c == " " else c for c in chars]).replace(path)
+    return path
+
+
+class BeamSearchDecoder:
+    """``decode(log_probs (B, T, V), lengths) -> texts`` with an LM over ``chars`` (blank = 0)."""
+
+    def __init__(self, chars: str, sentences: Sequence[str], config: BeamConfig):
+        from torchaudio.models.decoder import ctc_decoder
+
+        if not sentences:
+            raise ValueError("decoder: beam search needs LM text (the model has no lm_text)")
+        self.chars, self.config = chars, config
+        tokens = [BLANK, *(SPACE if c == " " else c for c in chars)]
+        arpa = arpa_for(sentences, config.lm_order, chars)
+        # Lexicon-free, the decoder asks the LM about token *indices*: the LM dictionary must list
+        # the tokens in their own order (torchaudio's default dictionary is ordered otherwise).
+        lm_dict = arpa.with_suffix(".dict")
+        if not lm_dict.is_file():
+            tmp = lm_dict.with_name(f"{lm_dict.name}.{os.getpid()}")
+            tmp.write_text("".join(f"{t}\n" for t in [*tokens, "<unk>"]), encoding="utf-8")
+            tmp.replace(lm_dict)
+        with _quiet_stderr():  # KenLM prints a progress bar while it reads the ARPA file
+            self._decoder = ctc_decoder(
+                lexicon=None, tokens=tokens, lm=str(arpa), lm_dict=str(lm_dict), nbest=1,
+                beam_size=config.beam_size, beam_threshold=config.beam_threshold, lm_weight=config.lm_weight,
+                word_score=config.word_score, sil_score=0.0, log_add=False, blank_token=BLANK,
+                sil_token=SPACE, unk_word="<unk>",
+            )
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        emissions = log_probs.detach().float().cpu().contiguous()
+        results = self._decoder(emissions, lengths.detach().cpu().to(torch.int32))
+        out = []
+        for hyps in results:
+            ids = hyps[0].tokens.tolist() if hyps else []
+            # The decoder pads each hypothesis with the space token at both ends.
+            text = "".join(self.chars[i - 1] for i in ids if i > 0)
+            out.append(" ".join(text.split()))
+        return out
