@@ -59,3 +59,19 @@ class ConformerConfig(ConfigBase):
             problems.append(f"lm_order/beam_size: must be >= 1, got {self.lm_order}/{self.beam_size}")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+@dataclass
+class ConformerFullConfig(ConformerConfig):
+    """The full recipe (registry model ``conformer_full``): a larger encoder trained longer.
+    ``conformer`` is the quick recipe (demo / CI). Both take any override; they differ only in
+    these defaults::
+
+        python -m MLSystem.submit dataset=ljspeech model=conformer_full path=data/ljspeech_synth
+    """
+
+    d_model: int = param(192, "Width of the encoder")
+    num_layers: int = param(6, "Conformer blocks")
+    ffn_dim: int = param(768, "Hidden width of the feed-forward modules")
+    warmup_steps: int = param(1000, "Linear warm-up steps before the schedule")
+    max_epochs: int = param(30, "Epochs to train", identity=False)
