@@ -84,8 +84,17 @@ class _Sharded:
 
     def __iter__(self) -> Iterator:
         skip = self._skip if self._skip_epoch == self.epoch else 0
-        self._skip, self._skip_epoch = 0, None
-        return iter(_deal(self._epoch_units(self.epoch), *self.world())[skip:])
+        return self._consume(_deal(self._epoch_units(self.epoch), *self.world())[skip:])
+
+    def _consume(self, items: list) -> Iterator:
+        """Yield ``items``; a pending mid-epoch skip is spent only when the first one is taken.
+        A multi-worker DataLoader iterator calls ``iter(sampler)`` twice (``__init__`` and
+        ``_reset``) and uses the second: spending the skip in ``__iter__`` replayed the epoch."""
+        started = False
+        for item in items:
+            if not started:
+                self._skip, self._skip_epoch, started = 0, None, True
+            yield item
 
 
 class ResumableSampler(_Sharded, Sampler[int]):

@@ -243,6 +243,26 @@ def test_bucketed_loader_state_restores_the_rest_of_the_epoch():
     assert len(restored) == len(full) == 10
 
 
+@pytest.mark.parametrize("bucketed", [True, False], ids=["buckets", "samples"])
+def test_a_restored_loader_with_worker_processes_continues_mid_epoch(bucketed):
+    """A multi-worker DataLoader iterator asks the sampler for an iterator twice; the pending skip
+    must survive the first (unused) one, or the resumed epoch replays its first batches."""
+    from MLSystem.resumable import ResumableDataLoader
+
+    def loader() -> ResumableDataLoader:
+        return ResumableDataLoader(list(range(24)), batch_size=4, seed=9, num_workers=2, collate_fn=list,
+                                   lengths=[(i % 5 + 1) * 100 for i in range(24)] if bucketed else None)
+
+    full = loader()
+    full._sharded.set_epoch(1)
+    expected = list(full)
+    restored = loader()
+    restored.load_state_dict({"epoch": 1, "consumed_batches": 2, "consumed_samples": 8})
+    restored._sharded.set_epoch(1)
+    assert list(restored) == expected[2:]
+    assert list(restored) == expected  # the skip is spent: iterating the epoch again starts at its beginning
+
+
 def test_samples_log_appends_and_a_resumed_epoch_replaces_its_row(tmp_path):
     import json
 

@@ -144,7 +144,8 @@ def test_transcribe_cli_prints_text_and_rtf_and_rejects_corrupt_files(trained, t
 
 
 def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
-    """Duration buckets, SpecAugment, dropout and the feature cache all survive mid-epoch stops."""
+    """Duration buckets, waveform augmentation (drawn from (seed, epoch, index), computed in a
+    loader worker process), SpecAugment, dropout and the feature cache all survive mid-epoch stops."""
     import torch
     from conftest import cli_env
 
@@ -152,7 +153,8 @@ def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_o
     corpus = tmp_path / "corpus"
     synth_corpus(corpus, hours=0.02, seed=1, heldout=2, workers=2)
     args = ["dataset=ljspeech", "model=conformer", f"path={corpus}", "d_model=32", "num_layers=1", "ffn_dim=64",
-            "batch_size=4", "limit_samples=12", "max_epochs=2", "warmup_steps=2"]  # 3 steps per epoch
+            "batch_size=4", "limit_samples=12", "max_epochs=2", "warmup_steps=2",  # 3 steps per epoch
+            "augment=true", "augment_noise_prob=0.5", "augment_reverb_prob=0.5", "num_workers=1"]
 
     def last_weights(root: Path, stdout: str) -> dict[str, torch.Tensor]:
         eid = stdout.split()[2] if stdout.startswith("new") else stdout.split()[1]
@@ -178,4 +180,4 @@ def test_stopped_and_resumed_asr_run_ends_with_the_weights_of_an_uninterrupted_o
 
     expected, got = last_weights(ref_root, ref.stdout), last_weights(root, first.stdout)
     assert expected.keys() == got.keys()
-    assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ"
+    assert all(torch.equal(expected[k], got[k]) for k in expected), ("resumed weights differ", [k for k in expected if not torch.equal(expected[k], got[k])])
