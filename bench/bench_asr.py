@@ -194,7 +194,7 @@ def fresh_model(ctx, seed: int):
     return ctx.entries["model"].impl_class()(ctx.all_params, **ctx.adapter.build_args(ctx.datamodule))
 
 
-def plain_loop(ctx, batches: list, warmup: int) -> float:
+def plain_loop(ctx, batches: list, warmup: int, clock=time.perf_counter) -> float:
     """Seconds for the batches after ``warmup`` with a hand-written loop."""
     from MLSystem.optim import lr_factor
 
@@ -205,14 +205,14 @@ def plain_loop(ctx, batches: list, warmup: int) -> float:
                                                              lambda: len(batches)))
     for i, batch in enumerate(batches):
         if i == warmup:
-            t0 = time.perf_counter()
+            t0 = clock()
         loss = model.training_loss(batch)  # what training_step computes, without Lightning
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(p["grad_clip"]))
         opt.step()
         sched.step()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def framework_loop(ctx, batches: list, warmup: int) -> float:
@@ -268,6 +268,33 @@ def throughput(ctx, n_batches: int, warmup: int, rounds: int) -> tuple[float, fl
         plain.append(plain_loop(ctx, batches, warmup))
         framework.append(framework_loop(ctx, batches, warmup))
     return utts / min(plain), utts / min(framework), utts
+
+
+def recipe_cost(corpus: Path, n_batches: int, rounds: int) -> list[tuple[str, float, int, int, float]]:
+    """CPU seconds per training batch of each recipe (plain loop on one thread, same batches, best
+    of ``rounds`` alternating rounds: CPU time, not wall time, so other processes on a shared
+    machine do not count) and the training time it projects: batches per epoch x epochs."""
+    from MLSystem.builder import ExperimentBuilder
+
+    ctxs = {name: ExperimentBuilder(["dataset=ljspeech", f"model={name}", f"path={corpus}"]).build()
+            for name in ("conformer", "conformer_full")}
+    batches, per_epoch = [], 0
+    for name, ctx in ctxs.items():
+        dm = ctx.datamodule
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        per_epoch = len(loader)
+        if not batches:
+            for batch in loader:
+                batches.append(batch)
+                if len(batches) == n_batches:
+                    break
+    best = {name: float("inf") for name in ctxs}
+    for _ in range(rounds):
+        for name, ctx in ctxs.items():
+            best[name] = min(best[name], plain_loop(ctx, batches, 2, time.process_time) / (len(batches) - 2))
+    return [(name, best[name], per_epoch, int(ctx.all_params["max_epochs"]),
+             best[name] * per_epoch * int(ctx.all_params["max_epochs"])) for name, ctx in ctxs.items()]
 
 
 def machine() -> str:
@@ -391,7 +418,7 @@ def pipeline_cost(ctx, items: int) -> tuple[float, float, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("experiment", help="the experiment trained on every engine")
+    ap.add_argument("experiment", help="the experiment trained on every engine (with --recipes: a corpus folder)")
     ap.add_argument("--loo", nargs="*", default=[], help="experiments trained with exclude_engines=E (leave one out)")
     ap.add_argument("--checkpoint", default="best")
     ap.add_argument("--corpus", type=Path, default=None, help="default: the experiment's `path`")
@@ -407,6 +434,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating plain/framework rounds (best of each)")
     ap.add_argument("--pipeline-items", type=int, default=100, help="training items timed for the augmentation cost")
     ap.add_argument("--throughput-only", action="store_true", help="skip the quality / RTF / baseline part")
+    ap.add_argument("--recipes", action="store_true", help="only: seconds per batch of the quick and full recipes")
     args = ap.parse_args()
 
     from definitions.datasets.ljspeech.datamodule import corpus_root
@@ -414,6 +442,14 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; torch threads {args.threads}")
+    if args.recipes:
+        corpus = args.corpus or Path(args.experiment)
+        torch.set_num_threads(1)
+        print("| recipe | CPU s / batch (plain loop, 1 thread) | batches / epoch | epochs | projected training time |")
+        print("|---|---|---|---|---|")
+        for name, spb, per_epoch, epochs, total in recipe_cost(corpus, args.batches, args.rounds):
+            print(f"| {name} | {spb:.3f} | {per_epoch} | {epochs} | {total / 60:.0f} min |")
+        return 0
     loaded = load_experiment(args.experiment, checkpoint=args.checkpoint)
     corpus = args.corpus or corpus_root(loaded.params["path"])
     params = sum(p.numel() for p in loaded.model.parameters())

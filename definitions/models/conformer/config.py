@@ -74,4 +74,4 @@ class ConformerFullConfig(ConformerConfig):
     num_layers: int = param(6, "Conformer blocks")
     ffn_dim: int = param(768, "Hidden width of the feed-forward modules")
     warmup_steps: int = param(1000, "Linear warm-up steps before the schedule")
-    max_epochs: int = param(30, "Epochs to train", identity=False)
+    max_epochs: int = param(40, "Epochs to train", identity=False)
