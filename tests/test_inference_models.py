@@ -37,10 +37,10 @@ def test_speech_models_are_found_without_importing_model_code(project: Path) -> 
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["found"] == ["conformer", "echo"] and result["undecided"] == ["echo2"], result
+    assert result["found"] == ["conformer", "conformer_full", "echo"] and result["undecided"] == ["echo2"], result
     assert not result["torch"], "deciding from the source must not import torch"
 
     from MLSystem.gui.inference import find_inference_models
     from MLSystem.paths import ProjectPaths
 
-    assert find_inference_models(ProjectPaths.discover(project))[0] == ["conformer", "echo", "echo2"]
+    assert find_inference_models(ProjectPaths.discover(project))[0] == ["conformer", "conformer_full", "echo", "echo2"]
