@@ -15,9 +15,10 @@ from MLSystem.paths import ProjectPaths
 pytestmark = pytest.mark.slow
 
 HELD_OUT = "flite"
+# ~200 steps: past CTC's all-blank plateau (loss ~2.8), where characters start to come out.
 TINY = ["dataset=ljspeech", "model=conformer", "path=data/multi", f"exclude_engines={HELD_OUT}", "d_model=64",
-        "num_layers=2", "ffn_dim=128", "num_heads=4", "batch_size=8", "lr=4e-3", "warmup_steps=20",
-        "max_epochs=14", "augment=true", "log_every_n_steps=5"]
+        "num_layers=2", "ffn_dim=128", "num_heads=4", "batch_size=4", "lr=5e-3", "warmup_steps=30",
+        "max_epochs=20", "augment=true", "log_every_n_steps=10"]
 
 
 def held_out_engine_scores(model, corpus: Path) -> tuple[float, float]:
@@ -70,4 +71,4 @@ def test_tiny_model_beats_an_untrained_one_on_an_engine_it_never_heard(tmp_path)
     trained_loss, trained_cer = held_out_engine_scores(trained, corpus)
     untrained_loss, untrained_cer = held_out_engine_scores(untrained, corpus)
     assert trained_loss < 0.7 * untrained_loss, (trained_loss, untrained_loss)
-    assert trained_cer < min(untrained_cer, 0.95), (trained_cer, untrained_cer)
+    assert trained_cer < min(untrained_cer, 0.9), (trained_cer, untrained_cer)
