@@ -19,9 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from MLSystem.common_config import CommonConfig
 from MLSystem.errors import ConfigError, MLSystemError, first_line, suggest
-# Override parsing lives in MLSystem.overrides; its names stay importable from here.
-from MLSystem.overrides import (COMMA_VALUE_KEYS, Sweep, expand_sweeps, parse_overrides,  # noqa: F401
-                                range_problem, to_override)
+from MLSystem.overrides import parse_overrides, range_problem
 from MLSystem.paths import ProjectPaths
 from MLSystem.records import SELECTION_KEYS
 from MLSystem.registry import Registry

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from MLSystem.builder import ExperimentBuilder, Neighbours
-from MLSystem.config_merge import expand_sweeps, parse_overrides, to_override
+from MLSystem.overrides import expand_sweeps, parse_overrides, to_override
 from MLSystem.engine_view import describe, live_states
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
 from MLSystem.eta import estimate

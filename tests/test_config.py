@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from MLSystem.builder import ExperimentBuilder
-from MLSystem.config_merge import expand_sweeps, merge_config
+from MLSystem.config_merge import merge_config
+from MLSystem.overrides import expand_sweeps
 from MLSystem.errors import ConfigError, RegistryError, UnknownExperimentError
 from MLSystem.hashing import canonical
 
