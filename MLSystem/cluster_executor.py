@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from MLSystem.engine_view import cancel, signal_stop, squeue_states
+from MLSystem.engine_view import cancel, squeue_states
 from MLSystem.executor import Ending, Run
 from MLSystem.jobs import Job, QueuePaths
 from MLSystem.launcher_config import LauncherConfig
@@ -127,8 +127,9 @@ class SubmititExecutor:
                      engine={"executor": self.name, "job_id": run.engine_id})
         if how == "kill":
             cancel(record)
-        else:  # the runner wrote the stop flag first; the engine's signal reaches the training process
-            signal_stop(record)
+        # "graceful"/"interrupt": the runner wrote the stop flag first; the job reads it on the shared
+        # filesystem at its next step. No engine signal: scancel --signal=TERM cancels a Slurm step,
+        # and other signals reached the job only when it ended in our tests (see README).
 
     def classify(self, run: Run, status: int) -> Ending:
         got: Outcome | None = run.handle.outcome

@@ -1,5 +1,5 @@
 """What a cluster engine says about queue jobs, for readers that do not run them (``submit --list``,
-the cockpit) and for the graceful stop of a job that runs on a cluster.
+the cockpit), and the hard cancel of an engine job.
 
 A job run by a cluster executor (``runner --executor slurm|submitit-local``) records its attempt in
 ``Job.engine``: ``{"executor", "tag", "job_id", "state", "folder"}`` (see ``MLSystem.cluster_executor``).
@@ -71,23 +71,6 @@ def describe(job: Job, state: str | None = None) -> str:
         return ""
     jid = engine.get("job_id") or "(submitting)"
     return f"{engine.get('executor', '?')} {jid} {state or engine.get('state') or ''}".strip()
-
-
-def signal_stop(job: Job) -> str | None:
-    """Graceful stop through the engine: ``scancel --signal=TERM`` reaches the training process,
-    which checkpoints at its next step and exits 3 (the same path as the stop flag, which the
-    caller writes first). Returns what was done, or None when there is no engine job to signal."""
-    engine = job.engine or {}
-    jid = str(engine.get("job_id") or "")
-    if not jid:
-        return None
-    if engine.get("executor") == "slurm":
-        rc, _ = run_quiet(["scancel", "--signal=TERM", jid])
-        return f"scancel --signal=TERM {jid}" + ("" if rc == 0 else f" failed (exit {rc}); the stop flag still works")
-    if engine.get("executor") == "submitit-local":
-        # The controller's tasks ignore SIGTERM (submitit bypasses it); the stop flag does the work.
-        return "stop flag (submitit-local)" if jid.isdigit() and pid_alive(int(jid)) else None
-    return None
 
 
 def cancel(job: Job) -> None:

@@ -30,8 +30,8 @@ so the runner spawns every child from its main thread.
 The cluster executor (``MLSystem.cluster_executor.SubmititExecutor``, ``--executor slurm`` or
 ``submitit-local``) reports ``--max-running`` slots (GPUs are allocated by the cluster, so
 ``pool().gpus`` stays empty and the job's ``devices`` go into the request), ``start``\ s by
-submitting the same command, ``poll``\ s the engine, ``stop``\ s with ``scancel --signal=TERM`` (the
-job saves its checkpoint the same way) and ``classify``\ s a run the engine ended without a result
+submitting the same command, ``poll``\ s the engine, ``stop``\ s through the stop flag on the shared
+filesystem (the job saves its checkpoint the same way) and ``classify``\ s a run the engine ended without a result
 as infrastructure. Its jobs outlive the runner (``remote = True``): it also has
 ``engine_record(job)`` (written into the job file before submitting), ``state(run)`` and
 ``reattach(job)``.

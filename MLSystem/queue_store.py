@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from MLSystem import runner_record
-from MLSystem.engine_view import signal_stop
 from MLSystem.jobs import (
     JOB_FIELDS,
     Job,
@@ -294,9 +293,8 @@ class JobQueue(RunnerQueueOps):
 
     # -- stop / requeue / drain --------------------------------------------------------------------
     def request_stop(self, ref: str) -> tuple[Job, str]:
-        """Running: touch its stop flag (checkpoint at the next step, then 'stopped'); a cluster job
-        also gets the engine's signal (``scancel --signal=TERM``), the same graceful stop.
-        Pending: move it to stopped/ without running it."""
+        """Running: touch its stop flag (checkpoint at the next step, then 'stopped'; a cluster job
+        reads it on the shared filesystem). Pending: move it to stopped/ without running it."""
         with self.locked():
             job, status = self._find(ref)
             if status == Status.RUNNING:
@@ -304,14 +302,7 @@ class JobQueue(RunnerQueueOps):
                 self.paths.stop_flag(job.id).write_text(now_iso() + "\n")
                 job.stop_requested = now_iso()
                 self._write(Status.RUNNING, job)
-        if status == Status.RUNNING:
-            via = signal_stop(job)  # outside the lock: it asks the cluster
-            return job, (f"stop requested: {job.id} saves a checkpoint at its next step and stops (resumable)"
-                         + (f" [{via}]" if via else ""))
-        with self.locked():
-            job, status = self._find(ref)
-            if status == Status.RUNNING:  # a runner claimed it meanwhile
-                return self.request_stop(ref)
+                return job, f"stop requested: {job.id} saves a checkpoint at its next step and stops (resumable)"
             if status == Status.PENDING:
                 self._move(job, Status.PENDING, Status.STOPPED, stop_requested=now_iso(), ended=now_iso(),
                            note="stopped before it ran")

@@ -13,8 +13,8 @@ For the executor that wires this into the runner (issue 12; the runner's ``Execu
                                #   finished (exit 0) | stopped (3) | busy (4) | failed (1, 2: code or
                                #   config failed, or requeue limit) | interrupted (infrastructure:
                                #   the engine ended it without a result -> requeue the queue job)
-    stop: ``scancel --signal=TERM <id>`` (Slurm) / SIGTERM to the task (local), or the job's stop file:
-          the training process checkpoints at the next step and exits 3 (outcome "stopped").
+    stop: the job's stop file (on the shared filesystem): the training process checkpoints at the
+          next step and exits 3 (outcome "stopped"). ``scancel --signal=TERM`` would cancel the step.
     reattach: ``submitit.SlurmJob(folder, job_id)`` / ``executor.job_class(folder, job_id)``.
     sweeps as one Slurm job array (``array_parallelism`` caps how many run at once):
           ``executor.submit_array([TrainJob(...), ...])`` -> jobs ``<array id>_<i>``.

@@ -139,7 +139,7 @@ def test_runner_killed_between_submission_and_record_reattaches_instead_of_resub
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill(slurm_cluster, tmp_path):
+def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill_and_stops(slurm_cluster, tmp_path):
     root = make_project(tmp_path / "proj")
     add_probe_model(root)
     jobs = _queue(root, *SLOW_PROBE, "step_sleep=0.4", "seed=1,2,3")
@@ -155,13 +155,19 @@ def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill(slurm_clus
     assert live == {jobs[0]: "RUNNING", jobs[1]: "RUNNING"}, live  # asked from Slurm, no runner involved
     text = run_cli(root, "MLSystem.submit", "--list", check=True).stdout
     assert all(f"slurm {_record(root, j)['engine']['job_id']}" in text for j in live), text
-    assert _finish(_runner(root, *flags), root) == 0
+    second = _runner(root, *flags)
+    # the third job goes out once a slot frees; stopped like a local one (its flag on the shared filesystem)
+    wait_for(lambda: _stepped(root, jobs[2]), timeout=300, what="the third job training on Slurm")
+    run_cli(root, "MLSystem.submit", "--stop", jobs[2], check=True)
+    assert _finish(second, root) == 0
     out = (root / "runner-out.txt").read_text()
     assert out.count("reattached to slurm job") == 2, out
+    stopped = _record(root, jobs[2])
+    assert (stopped["status"], stopped["exit_code"]) == ("stopped", 3), stopped
     ids = []
     for j in jobs:
         r = _record(root, j)
-        assert r["status"] == "finished" and len(r["history"]) == 1, (r, out[-3000:])
+        assert r["status"] == ("stopped" if j == jobs[2] else "finished") and len(r["history"]) == 1, (r, out[-3000:])
         assert _submissions(root, j) == [r["engine"]["job_id"]]
         assert find_tagged(r["engine"]["tag"]) == [r["engine"]["job_id"]]  # Slurm saw it once
         ids.append(r["engine"]["job_id"])
