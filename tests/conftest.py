@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,8 +30,6 @@ def make_project(root: Path) -> Path:
 
 def add_test_model(root: Path, name: str, config: str, cls: str) -> None:
     """Register the test-only model ``tests/fixtures/{name}`` in a project, with the CNN's digits adapter."""
-    import json
-
     target = root / "definitions" / "models" / name
     shutil.copytree(REPO / "tests" / "fixtures" / name, target)
     shutil.copytree(REPO / "definitions" / "models" / "cnn" / "adapters", target / "adapters",
@@ -162,3 +161,20 @@ async def wait_for_async(pred, timeout: float = 60, what: str = "condition"):
             return value
         await asyncio.sleep(POLL_S)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def job_record(root: Path, job_id: str) -> dict:
+    """The job file of ``job_id`` as it is on disk, from whichever status folder holds it."""
+    from MLSystem.jobs import Status
+    for status in Status:
+        p = root / "queue" / status.value / f"{job_id}.json"
+        if p.exists():
+            return json.loads(p.read_text())
+    raise AssertionError(f"{job_id} is in no status folder")
+
+
+def queue_folders(root: Path) -> dict[str, list[str]]:
+    """Job ids per status folder (a job must be in exactly one)."""
+    from MLSystem.jobs import Status
+    return {s.value: sorted(p.stem for p in (root / "queue" / s.value).glob("*.json")) for s in Status}
+

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, add_probe_model, cli_env, make_project, run_cli, wait_for
+from conftest import FAST, add_probe_model, cli_env, job_record, make_project, run_cli, wait_for
 from MLSystem.submitit_job import find_tagged
 from slurm_fixtures import slurm_cluster  # noqa: F401  (fixture)
 
-STATUSES = ("pending", "running", "finished", "failed", "stopped")
 SLOW_PROBE = ["dataset=digits", "model=probe", "max_epochs=1", "n_train=640", "n_val=32", "batch_size=32",
               "accelerator=cpu"]  # 20 steps
 
@@ -26,14 +25,6 @@ SLOW_PROBE = ["dataset=digits", "model=probe", "max_epochs=1", "n_train=640", "n
 def _queue(root: Path, *args: str) -> list[str]:
     out = run_cli(root, "MLSystem.submit", *args, "--json", check=True).stdout
     return [q["job"] for q in json.loads(out)["queued"]]
-
-
-def _record(root: Path, job_id: str) -> dict:
-    for s in STATUSES:
-        p = root / "queue" / s / f"{job_id}.json"
-        if p.exists():
-            return json.loads(p.read_text())
-    raise AssertionError(f"{job_id} is in no status folder")
 
 
 def _runner(root: Path, *args: str, fault: str | None = None) -> subprocess.Popen:
@@ -99,9 +90,9 @@ def test_submitit_local_runner_files_the_same_outcomes_as_local_slots(tmp_path):
     # the graceful stop (cockpit and CLI share it): checkpoint at the next step, exit 3 -> stopped/
     run_cli(root, "MLSystem.submit", "--stop", stop, check=True)
     # the engine's job dies with everything in it (a node failure): interrupted by the infrastructure
-    _kill_tree(int(_record(root, node)["engine"]["job_id"]))
+    _kill_tree(int(job_record(root, node)["engine"]["job_id"]))
     assert _finish(runner, root) == 0, (root / "runner-out.txt").read_text()[-3000:]
-    got = {j: _record(root, j) for j in (ok, bad, stop, node)}
+    got = {j: job_record(root, j) for j in (ok, bad, stop, node)}
     assert {j: r["status"] for j, r in got.items()} == {ok: "finished", bad: "failed", stop: "stopped",
                                                        node: "finished"}, (root / "runner-out.txt").read_text()
     assert got[bad]["exit_code"] == 2 and "no_such" in got[bad]["error"]
@@ -125,10 +116,10 @@ def test_runner_killed_between_submission_and_record_reattaches_instead_of_resub
     job = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu")[0]
     first = _runner(root, "--executor", executor, *extra, fault="after_submit")
     assert _finish(first, root, 300) == -signal.SIGKILL
-    left = _record(root, job)
+    left = job_record(root, job)
     assert left["status"] == "running" and left["engine"]["tag"] and not left["engine"].get("job_id")
     assert _finish(_runner(root, "--executor", executor, *extra), root) == 0
-    done = _record(root, job)
+    done = job_record(root, job)
     out = (root / "runner-out.txt").read_text()
     assert done["status"] == "finished" and "reattached" in out, out
     assert _submissions(root, job) == [done["engine"]["job_id"]]  # one submission, found again
@@ -154,7 +145,7 @@ def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill_and_stops(
     live = {r["id"]: r.get("engine_state") for r in listed if r["status"] == "running"}
     assert live == {jobs[0]: "RUNNING", jobs[1]: "RUNNING"}, live  # asked from Slurm, no runner involved
     text = run_cli(root, "MLSystem.submit", "--list", check=True).stdout
-    assert all(f"slurm {_record(root, j)['engine']['job_id']}" in text for j in live), text
+    assert all(f"slurm {job_record(root, j)['engine']['job_id']}" in text for j in live), text
     second = _runner(root, *flags)
     # the third job goes out once a slot frees; stopped like a local one (its flag on the shared filesystem)
     wait_for(lambda: _stepped(root, jobs[2]), timeout=300, what="the third job training on Slurm")
@@ -162,11 +153,11 @@ def test_sweep_drains_through_slurm_once_each_across_a_runner_sigkill_and_stops(
     assert _finish(second, root) == 0
     out = (root / "runner-out.txt").read_text()
     assert out.count("reattached to slurm job") == 2, out
-    stopped = _record(root, jobs[2])
+    stopped = job_record(root, jobs[2])
     assert (stopped["status"], stopped["exit_code"]) == ("stopped", 3), stopped
     ids = []
     for j in jobs:
-        r = _record(root, j)
+        r = job_record(root, j)
         assert r["status"] == ("stopped" if j == jobs[2] else "finished") and len(r["history"]) == 1, (r, out[-3000:])
         assert _submissions(root, j) == [r["engine"]["job_id"]]
         assert find_tagged(r["engine"]["tag"]) == [r["engine"]["job_id"]]  # Slurm saw it once
@@ -180,8 +171,8 @@ def test_a_detached_runner_leaves_its_jobs_running_and_a_later_one_files_them(tm
     job = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu")[0]
     assert _finish(_runner(root, "--executor", "submitit-local", "--detach"), root, 120) == 0
     out = (root / "runner-out.txt").read_text()
-    assert _record(root, job)["status"] == "running" and "1 job(s) still run on submitit-local" in out, out
+    assert job_record(root, job)["status"] == "running" and "1 job(s) still run on submitit-local" in out, out
     assert _finish(_runner(root, "--executor", "submitit-local"), root) == 0
-    done = _record(root, job)
+    done = job_record(root, job)
     assert done["status"] == "finished" and len(done["history"]) == 1
     assert _submissions(root, job) == [done["engine"]["job_id"]]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, cli_env, run_cli, wait_for
+from conftest import FAST, cli_env, job_record, queue_folders, run_cli, wait_for
 
 from MLSystem.jobs import Job, new_job_id
 from MLSystem.queue_store import JobQueue
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 # even on a fast, quiet machine.
 LONGER = ["n_train=4096", "n_val=64", "batch_size=32"]
 STEPS = 128
-STATUSES = ("pending", "running", "finished", "failed", "stopped")
 
 
 
@@ -49,19 +48,6 @@ def queued(*args: str, **kw) -> tuple[str, str]:
     report = submit(list(args), **kw)
     assert len(report.queued) == 1, report
     return report.queued[0]["job"], report.queued[0]["experiment_id"]
-
-
-def where(root: Path) -> dict[str, list[str]]:
-    """Job ids per status folder (a job must be in exactly one)."""
-    return {s: sorted(p.stem for p in (root / "queue" / s).glob("*.json")) for s in STATUSES}
-
-
-def record(root: Path, job_id: str) -> dict:
-    for s in STATUSES:
-        p = root / "queue" / s / f"{job_id}.json"
-        if p.exists():
-            return json.loads(p.read_text())
-    raise AssertionError(f"{job_id} is in no status folder")
 
 
 def state(root: Path, eid: str) -> dict:
@@ -100,13 +86,13 @@ def test_runs_in_priority_order_with_live_edits(project):
     assert finish(runner) == 0
     out = (project / "runner-out.txt").read_text()
     assert "1 held job(s) left" in out
-    assert where(project) == {"pending": [held], "running": [], "finished": sorted([first, a, c]),
+    assert queue_folders(project) == {"pending": [held], "running": [], "finished": sorted([first, a, c]),
                               "failed": [], "stopped": []}
-    starts = {j: record(project, j)["started"] for j in (first, c, a)}
+    starts = {j: job_record(project, j)["started"] for j in (first, c, a)}
     assert starts[first] < starts[c] < starts[a]
     assert state(project, eid)["epochs_completed"] == 2
-    assert "already complete" in record(project, a)["note"]
-    assert record(project, first)["exit_code"] == 0 and record(project, first)["pid"] > 0
+    assert "already complete" in job_record(project, a)["note"]
+    assert job_record(project, first)["exit_code"] == 0 and job_record(project, first)["pid"] > 0
 
 
 def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
@@ -114,7 +100,7 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     j2, e2 = queued("dataset=digits", "model=mlp", "max_epochs=2", *FAST)
     # 1. killed right after claiming j1, before starting it
     r = start_runner(project, fault="after_claim")
-    assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
+    assert finish(r) == -signal.SIGKILL and queue_folders(project)["running"] == [j1]
     # 2. killed mid-training (real SIGKILL from outside): the job gets SIGTERM, checkpoints, exits
     r = start_runner(project)
     wait_for(lambda: training_started(project, j1, steps=10), what="j1 mid-training")
@@ -125,22 +111,22 @@ def test_sigkill_runner_at_several_points_each_job_finishes_once(project):
     assert 10 <= state(project, e1)["global_step"] < 3 * STEPS
     # 3. killed after the job process exited, before filing it
     r = start_runner(project, fault="after_exit")
-    assert finish(r) == -signal.SIGKILL and where(project)["running"] == [j1]
+    assert finish(r) == -signal.SIGKILL and queue_folders(project)["running"] == [j1]
     # 4. a clean runner recovers j1 (already complete now) and trains j2
     r = start_runner(project)
     assert finish(r) == 0
-    assert where(project) == {"pending": [], "running": [], "finished": sorted([j1, j2]), "failed": [],
+    assert queue_folders(project) == {"pending": [], "running": [], "finished": sorted([j1, j2]), "failed": [],
                               "stopped": []}
     assert state(project, e1)["epochs_completed"] == 3 and state(project, e1)["global_step"] == 3 * STEPS
     assert state(project, e2)["epochs_completed"] == 2 and state(project, e2)["global_step"] == 16
-    rec = record(project, j1)
+    rec = job_record(project, j1)
     # The runner's deaths are not the job's failures (attempts not spent); the run that ended just
     # before the runner died is filed finished at recovery, not run again (issue 14 item 5).
     assert rec["attempts"] == 1
     assert [h["outcome"] for h in rec["history"]] == ["pending", "pending", "finished"]
     assert all("recovered: runner pid" in h["note"] for h in rec["history"][:2])
     assert "filed at recovery" in rec["note"] and "complete (3/3 epochs)" in rec["note"]
-    assert record(project, j2)["attempts"] == 1
+    assert job_record(project, j2)["attempts"] == 1
 
 
 def test_job_killed_by_signal_is_failed_with_the_signal_then_requeued(project):
@@ -149,7 +135,7 @@ def test_job_killed_by_signal_is_failed_with_the_signal_then_requeued(project):
     wait_for(lambda: training_started(project, job), what="training")
     os.kill(running_pid(project, job), signal.SIGKILL)  # like the OOM killer
     assert finish(runner) == 0
-    rec = record(project, job)
+    rec = job_record(project, job)
     assert rec["status"] == "failed" and rec["signal"] == "SIGKILL" and rec["exit_code"] == -9
     assert rec["error"].startswith("killed by SIGKILL (signal 9)") and f"--requeue {job}" in rec["error"]
     listed = run_cli(project, "MLSystem.submit", "--list", check=True).stdout
@@ -161,7 +147,7 @@ def requeue_and_finish(project, job: str, eid: str) -> None:
     """`--requeue` then a runner: the job finishes all 3 epochs, resuming where it was left."""
     run_cli(project, "MLSystem.submit", "--requeue", job, check=True)
     assert run_cli(project, "MLSystem.runner", check=True).returncode == 0
-    assert record(project, job)["status"] == "finished"
+    assert job_record(project, job)["status"] == "finished"
     assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
 
 
@@ -172,7 +158,7 @@ def test_stop_request_checkpoints_then_requeue_resumes(project):
     stop = run_cli(project, "MLSystem.submit", "--stop", job[4:], check=True)
     assert "stop requested" in stop.stdout
     assert finish(runner) == 0
-    rec = record(project, job)
+    rec = job_record(project, job)
     assert rec["status"] == "stopped" and rec["exit_code"] == 3 and rec["stop_requested"]
     saved = state(project, eid)
     assert 0 < saved["global_step"] < 3 * STEPS
@@ -185,11 +171,11 @@ def test_sigterm_on_runner_leaves_the_job_resumable(project):
     wait_for(lambda: training_started(project, job), what="training")
     runner.send_signal(signal.SIGTERM)
     assert finish(runner) == 3
-    rec = record(project, job)
+    rec = job_record(project, job)
     assert rec["status"] == "pending" and "runner stopped by SIGTERM" in rec["note"] and rec["attempts"] == 0
     assert 0 < state(project, eid)["global_step"] < 3 * STEPS
     run_cli(project, "MLSystem.runner", check=True)
-    assert record(project, job)["status"] == "finished"
+    assert job_record(project, job)["status"] == "finished"
     assert state(project, eid)["epochs_completed"] == 3 and state(project, eid)["global_step"] == 3 * STEPS
 
 
@@ -229,16 +215,16 @@ def test_bad_input_is_filed_as_failed_and_the_runner_goes_on(project):
     }.items()}
     good, eid = queued("dataset=digits", "model=mlp", "max_epochs=1", *FAST)
     assert run_cli(project, "MLSystem.runner", check=True).returncode == 0
-    assert where(project)["finished"] == [good] and state(project, eid)["epochs_completed"] == 1
-    assert sorted(where(project)["failed"]) == sorted(["garbage", *hand.values()])
-    errors = {name: record(project, jid)["error"] for name, jid in hand.items()}
-    assert "invalid job file pending/garbage.json" in record(project, "garbage")["error"]
+    assert queue_folders(project)["finished"] == [good] and state(project, eid)["epochs_completed"] == 1
+    assert sorted(queue_folders(project)["failed"]) == sorted(["garbage", *hand.values()])
+    errors = {name: job_record(project, jid)["error"] for name, jid in hand.items()}
+    assert "invalid job file pending/garbage.json" in job_record(project, "garbage")["error"]
     assert errors["unknown_model"].startswith("exit 2 (bad input)") and "model=nope: not in registry.json" in errors["unknown_model"]
     assert "lr: 'abc' is not a valid float" in errors["bad_type"]
     assert "dataset folder '/nonexistent/data' does not exist" in errors["missing_path"]
     assert all("Traceback" not in e for e in errors.values())
     # The one-line note (the --list and console line) is the error itself, not the log's first line.
-    note = record(project, hand["missing_path"])["note"]
+    note = job_record(project, hand["missing_path"])["note"]
     assert note.startswith("exit 1 (failed): error: ") and "'/nonexistent/data' does not exist" in note
 
 
@@ -257,7 +243,7 @@ def test_one_runner_per_queue_drain_and_exit_when_empty(project):
     drained = run_cli(project, "MLSystem.submit", "--drain", check=True)
     assert f"runner pid {first.pid} will finish its running job(s)" in drained.stdout
     assert finish(first) == 0
-    assert where(project)["finished"] == [job] and where(project)["pending"] == [q_id]
+    assert queue_folders(project)["finished"] == [job] and queue_folders(project)["pending"] == [q_id]
     assert state(project, eid)["epochs_completed"] == 1
     assert not (project / "queue/DRAIN").exists() and not (project / "queue/runner.json").exists()
 
@@ -275,7 +261,7 @@ def test_never_two_processes_train_one_experiment(project):
     wait_for(lambda: JobQueue().get(job).note.startswith("waiting: experiment"), what="job waiting")
     assert manual.wait(timeout=600) == 0
     assert finish(runner) == 0
-    rec = record(project, job)
+    rec = job_record(project, job)
     assert rec["status"] == "finished" and rec["attempts"] == 1 and "already complete" in rec["note"]
     meta = json.loads((project / "output/experiments" / eid / "experiment.json").read_text())
     assert len(meta["segments"]) == 1 and state(project, eid)["global_step"] == 3 * STEPS
@@ -287,8 +273,8 @@ def test_never_two_processes_train_one_experiment(project):
     try:
         runner = start_runner(project)
         wait_for(lambda: JobQueue().get(more).note.startswith("waiting: error: experiment"), what="exit 4")
-        assert record(project, more)["status"] == "pending" and record(project, more)["history"][0]["exit_code"] == 4
+        assert job_record(project, more)["status"] == "pending" and job_record(project, more)["history"][0]["exit_code"] == 4
     finally:
         lock.release()
     assert finish(runner) == 0
-    assert record(project, more)["status"] == "finished" and state(project, eid)["epochs_completed"] == 4
+    assert job_record(project, more)["status"] == "finished" and state(project, eid)["epochs_completed"] == 4

@@ -12,9 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FAST, cli_env, run_cli, wait_for
-from test_runner import (LONGER, STEPS, finish, queued, record, running_pid, start_runner, state, training_started,
-                         where)
+from conftest import FAST, cli_env, job_record, queue_folders, run_cli, wait_for
+from test_runner import LONGER, STEPS, finish, queued, running_pid, start_runner, state, training_started
 
 from MLSystem.queue_store import JobQueue
 from MLSystem.utils.clock import parse_iso
@@ -47,8 +46,8 @@ def test_four_jobs_two_slots_each_in_its_slot_with_its_thread_budget(project):
     jobs = [queued("dataset=digits", "model=mlp", f"lr={lr}", "max_epochs=2", *FAST)[0]
             for lr in (0.1, 0.2, 0.3, 0.4)]
     assert run_cli(project, "MLSystem.runner", "--slots", "2", "--threads", "1", check=True).returncode == 0
-    assert where(project)["finished"] == sorted(jobs)
-    records = [record(project, j) for j in jobs]
+    assert queue_folders(project)["finished"] == sorted(jobs)
+    records = [job_record(project, j) for j in jobs]
     assert peak_concurrency(records) == 2
     for r in records:
         assert r["placement"] == {"slot": r["placement"]["slot"], "gpus": [], "threads": 1}
@@ -75,12 +74,12 @@ def test_fake_gpus_disjoint_devices_two_for_a_two_gpu_job_busy_gpu_skipped(proje
     out = run_cli(project, "MLSystem.runner", "--gpus", "all", "--json", env=env, check=True).stdout
     events = [json.loads(line) for line in out.splitlines()]
     assert events[0]["event"] == "slots" and events[0]["gpus"] == ["0", "1", "2", "3"]
-    placed = {j: record(project, j)["placement"] for j in (two, *one, cpu)}
+    placed = {j: job_record(project, j)["placement"] for j in (two, *one, cpu)}
     assert placed[two]["gpus"] == ["0", "2"]  # two GPUs, skipping the busy one
     assert all(len(placed[j]["gpus"]) == 1 for j in one) and placed[cpu]["gpus"] == []
     assert all("1" not in p["gpus"] for p in placed.values())
     started = {e["job"]: e for e in events if e["event"] == "started"}
-    recs = {j: record(project, j) for j in placed}
+    recs = {j: job_record(project, j) for j in placed}
     for a in placed:
         for b in placed:
             overlap = a < b and parse_iso(recs[a]["started"]) < parse_iso(recs[b]["ended"]) \
@@ -91,11 +90,11 @@ def test_fake_gpus_disjoint_devices_two_for_a_two_gpu_job_busy_gpu_skipped(proje
         assert started[j]["gpus"] == p["gpus"]
         seen = re.search(r"CUDA_VISIBLE_DEVICES=([0-9,]*) ", slot_line(project, j)).group(1)
         assert seen == ",".join(p["gpus"])  # the job's own environment
-    assert record(project, cpu)["status"] == "finished"
+    assert job_record(project, cpu)["status"] == "finished"
     # A job needing more GPUs than the runner has is failed with the reason, not left waiting forever.
     big = queued("dataset=digits", "model=mlp", "accelerator=gpu", "lr=0.9", "devices=8", "max_epochs=1", *FAST)[0]
     run_cli(project, "MLSystem.runner", "--gpus", "0,2", env=env, check=True)
-    assert record(project, big)["error"] == "cannot run here: needs 8 GPUs; this runner has 2 (--gpus 0,2)"
+    assert job_record(project, big)["error"] == "cannot run here: needs 8 GPUs; this runner has 2 (--gpus 0,2)"
 
 
 def test_stop_one_running_job_the_others_go_on_then_sigterm_stops_all(project):
@@ -107,25 +106,25 @@ def test_stop_one_running_job_the_others_go_on_then_sigterm_stops_all(project):
     wait_for(lambda: all(training_started(project, j) for j in (a, b, c)), timeout=300, what="a, b and c mid-training")
     pids = {j: running_pid(project, j) for j in (b, c)}
     run_cli(project, "MLSystem.submit", "--stop", a, check=True)
-    wait_for(lambda: record(project, a)["status"] == "stopped", timeout=120, what="a stopped")
+    wait_for(lambda: job_record(project, a)["status"] == "stopped", timeout=120, what="a stopped")
     for j in (b, c):  # untouched: same process, still running
-        assert record(project, j)["status"] == "running" and running_pid(project, j) == pids[j]
-        assert pid_alive(pids[j]) and not record(project, j)["stop_requested"]
+        assert job_record(project, j)["status"] == "running" and running_pid(project, j) == pids[j]
+        assert pid_alive(pids[j]) and not job_record(project, j)["stop_requested"]
     listed = run_cli(project, "MLSystem.submit", "--list", check=True).stdout
     assert f"pid {runner.pid}" in listed and ", 3 slots" in listed
     for j in (b, c):
         line = next(ln for ln in listed.splitlines() if ln.startswith("running") and j in ln)
-        assert f"slot {record(project, j)['placement']['slot']}  pid" in line
+        assert f"slot {job_record(project, j)['placement']['slot']}  pid" in line
     runner.send_signal(signal.SIGTERM)  # every running job checkpoints and stays queued
     assert finish(runner) == 3
     for job, eid in ((b, eb), (c, ec)):
-        rec = record(project, job)
+        rec = job_record(project, job)
         assert rec["status"] == "pending" and "runner stopped by SIGTERM" in rec["note"] and rec["attempts"] == 0
         assert 0 < state(project, eid)["global_step"] < 2 * BIG_STEPS
-    assert record(project, a)["history"][-1]["exit_code"] == 3
+    assert job_record(project, a)["history"][-1]["exit_code"] == 3
     run_cli(project, "MLSystem.submit", "--requeue", a, check=True)
     assert finish(start_runner(project, "--slots", "2")) == 0
-    assert where(project)["finished"] == sorted([a, b, c])
+    assert queue_folders(project)["finished"] == sorted([a, b, c])
     for eid in (ea, eb, ec):
         assert state(project, eid)["epochs_completed"] == 2 and state(project, eid)["global_step"] == 2 * BIG_STEPS
 
@@ -142,7 +141,7 @@ def test_sigkill_runner_with_two_slots_each_job_finishes_once_attempts_not_spent
         q.edit(job, max_attempts=2)
     # 1. killed right after claiming (both slots' jobs are claimed in one pass)
     assert finish(start_runner(project, "--slots", "2", fault="after_claim")) == -signal.SIGKILL
-    assert where(project)["running"] == sorted([a, b])
+    assert queue_folders(project)["running"] == sorted([a, b])
     # 2. killed while a and b train: both children get SIGTERM, checkpoint and exit
     r = start_runner(project, "--slots", "2")
     wait_for(lambda: training_started(project, a, steps=10) and training_started(project, b, steps=10),
@@ -154,17 +153,17 @@ def test_sigkill_runner_with_two_slots_each_job_finishes_once_attempts_not_spent
     assert 10 <= state(project, ea)["global_step"] < 3 * STEPS
     # 3. killed after a child exited, before filing it (the other one is mid-training)
     assert finish(start_runner(project, "--slots", "2", fault="after_exit")) == -signal.SIGKILL
-    wait_for(lambda: not any(pid_alive(running_pid(project, j)) for j in where(project)["running"]),
+    wait_for(lambda: not any(pid_alive(running_pid(project, j)) for j in queue_folders(project)["running"]),
              timeout=60, what="orphaned jobs to stop")
     # 4. a clean runner files what finished, resumes the rest
     assert finish(start_runner(project, "--slots", "2")) == 0
-    assert where(project) == {"pending": [], "running": [], "finished": sorted([a, b, c]), "failed": [],
+    assert queue_folders(project) == {"pending": [], "running": [], "finished": sorted([a, b, c]), "failed": [],
                               "stopped": []}
     expect = {ea: (3, 3 * STEPS), eb: (2, 2 * STEPS), ec: (1, 8)}
     for eid, (epochs, steps) in expect.items():
         assert (state(project, eid)["epochs_completed"], state(project, eid)["global_step"]) == (epochs, steps)
     for job in (a, b, c):
-        rec = record(project, job)
+        rec = job_record(project, job)
         outcomes = [h["outcome"] for h in rec["history"]]
         assert outcomes.count("finished") == 1 and outcomes[-1] == "finished" and rec["attempts"] <= 1, rec
     out = (project / "runner-out.txt").read_text()
@@ -177,9 +176,9 @@ def test_killed_between_exit_and_filing_is_filed_finished_not_failed(project):
     job, eid = queued("dataset=digits", "model=mlp", "max_epochs=1", *FAST)
     JobQueue().edit(job, max_attempts=1)
     assert finish(start_runner(project, fault="after_exit")) == -signal.SIGKILL
-    assert where(project)["running"] == [job] and state(project, eid)["epochs_completed"] == 1
+    assert queue_folders(project)["running"] == [job] and state(project, eid)["epochs_completed"] == 1
     out = run_cli(project, "MLSystem.runner", check=True).stdout
-    rec = record(project, job)
+    rec = job_record(project, job)
     assert rec["status"] == "finished", rec
     assert rec["note"].startswith(f"{eid} complete (1/1 epochs) (filed at recovery")
     assert "None" not in out and len(rec["history"]) == 1
@@ -225,7 +224,7 @@ def test_job_hooks_are_called_per_job_with_two_slots(project, monkeypatch):
         mine = [c for c in CALLS if len(c) > 1 and c[1] == job]
         assert mine[0] == ("started", job) and mine[-1] == ("ended", job, "finished"), mine
         assert [c[0] for c in mine[1:-1]] == ["polled"] * (len(mine) - 2) and len(mine) >= 3
-    assert peak_concurrency([record(project, j) for j in jobs]) == 2
+    assert peak_concurrency([job_record(project, j) for j in jobs]) == 2
     assert CALLS[-1] == ("drained", {"pending": 0, "running": 0, "finished": 3, "failed": 0, "stopped": 0})
 
 
@@ -258,6 +257,6 @@ def test_concurrent_submitters_while_two_slots_drain(project, tmp_path):
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     starts = [e["job"] for e in events if e["event"] == "started"]
     assert sorted(starts) == sorted(found)  # each started exactly once
-    records = [record(project, j) for j in found]
+    records = [job_record(project, j) for j in found]
     assert all(r["attempts"] == 1 and len(r["history"]) == 1 for r in records)
     assert peak_concurrency(records) <= 2
