@@ -119,7 +119,7 @@ def conformer_hyps(model, files: list[Utt], settings: dict[str, dict]) -> Hyps:
 def tune_lm(model, files: list[Utt]) -> tuple[dict, list[tuple[dict, float, float]]]:
     """The LM weight and word score with the lowest WER on ``files`` (the validation split)."""
     grid = {f"w{w}-s{s}": {"decoder": "beam_lm", "lm_weight": w, "word_score": s}
-            for w in (0.25, 0.5, 0.75, 1.0, 1.5) for s in (0.0, 1.0)}
+            for w in (0.5, 1.0, 1.5, 2.0, 3.0) for s in (0.0, 1.0, 2.0)}
     hyps = conformer_hyps(model, files, {"greedy": {"decoder": "greedy"}, **grid})
     table = [({"decoder": "greedy"}, *hyps.score("greedy"))] + [(grid[k], *hyps.score(k)) for k in grid]
     best = min(table, key=lambda row: (row[2], row[1]))
@@ -394,6 +394,8 @@ def quality_rows(loaded, corpus: Path, args: argparse.Namespace) -> list[Row]:
 def pipeline_cost(ctx, items: int) -> tuple[float, float, int]:
     """Milliseconds per training item (read, augment, features) with the configured augmentation
     and without it (features from the cache), and the training split's size."""
+    from definitions.datasets.ljspeech.augment import rir_bank
+
     dm = ctx.datamodule
     dm.setup("fit")
     ds = dm.train_set
@@ -408,7 +410,7 @@ def pipeline_cost(ctx, items: int) -> tuple[float, float, int]:
     plain = (time.perf_counter() - t0) / n
     ds.augmenter = augmenter
     ds.set_epoch(1)
-    ds[0]  # simulates the room-impulse-response bank once per process (~1-2 s)
+    rir_bank(int(ctx.all_params["seed"]), int(ctx.all_params["sample_rate"]))  # once per process (~1-2 s)
     t0 = time.perf_counter()
     for i in range(n):
         ds[i]

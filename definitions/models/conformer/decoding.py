@@ -88,7 +88,9 @@ class BeamSearchDecoder:
             self._decoder = ctc_decoder(
                 lexicon=None, tokens=tokens, lm=str(arpa), lm_dict=str(lm_dict), nbest=1,
                 beam_size=config.beam_size, beam_threshold=config.beam_threshold, lm_weight=config.lm_weight,
-                word_score=config.word_score, sil_score=0.0, log_add=False, blank_token=BLANK,
+                # Lexicon-free, flashlight ignores word_score: a word ends at the space token,
+                # whose insertion score is sil_score.
+                word_score=0.0, sil_score=config.word_score, log_add=False, blank_token=BLANK,
                 sil_token=SPACE, unk_word="<unk>",
             )
 
