@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import os
 import platform
 import sys
@@ -55,7 +56,12 @@ def read_set(corpus: Path, name: str, engines: dict[str, str], only: set[str] | 
     rows = [(corpus / "wavs" / f"{r.id}.wav", r.normalized_text, engines.get(r.id, ""))
             for r in read_metadata(corpus / name).rows]
     rows = [r for r in rows if only is None or r[2] in only]
-    return rows[:limit or None]
+    # Round-robin over engines, so any prefix (--limit, --baseline-limit) has each in equal share.
+    by_engine: dict[str, list[Utt]] = {}
+    for r in rows:
+        by_engine.setdefault(r[2], []).append(r)
+    mixed = [r for group in itertools.zip_longest(*by_engine.values()) for r in group if r is not None]
+    return mixed[:limit or None]
 
 
 def corpus_engines(corpus: Path) -> dict[str, str]:
