@@ -30,7 +30,7 @@ BLANK = "<b>"
 class BeamConfig:
     lm_order: int = 6
     beam_size: int = 16
-    lm_weight: float = 0.5
+    lm_weight: float = 2.0
     word_score: float = 0.0  # bonus per space (word) emitted: balances the LM's preference for fewer words
     beam_threshold: float = 25.0
 

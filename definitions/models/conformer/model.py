@@ -157,7 +157,7 @@ class ConformerCTC(BaseModel):
     def beam_decoder(self) -> BeamSearchDecoder:
         p = self.params
         config = BeamConfig(lm_order=int(p.get("lm_order", 6)), beam_size=int(p.get("beam_size", 16)),
-                            lm_weight=float(p.get("lm_weight", 0.5)), word_score=float(p.get("word_score", 0.0)))
+                            lm_weight=float(p.get("lm_weight", 2.0)), word_score=float(p.get("word_score", 0.0)))
         key = (config, len(self._lm_sentences))
         if self._beam is None or self._beam[0] != key:
             self._beam = (key, BeamSearchDecoder(self.vocab.chars, sorted(self._lm_sentences), config))
