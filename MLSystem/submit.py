@@ -31,7 +31,7 @@ from MLSystem.overrides import expand_sweeps, parse_overrides, to_override
 from MLSystem.engine_view import describe, live_states
 from MLSystem.errors import ConfigError, ExitCode, MLSystemError
 from MLSystem.eta import estimate
-from MLSystem.experiment_store import list_experiments, resolve_id
+from MLSystem.experiment_store import resolve_id
 from MLSystem.jobs import DEFAULT_MAX_ATTEMPTS, Action, Job, Kind, QueueError, QueueInputError, Status, new_job_id
 from MLSystem.paths import ProjectPaths
 from MLSystem.queue_store import JobQueue
