@@ -29,7 +29,8 @@ fi
 # slurm-wlm + munge (root with apt-get) and starts it. Elsewhere they are skipped with the reason.
 bash scripts/slurm_up.sh >/tmp/mlsystem-slurm-up.log 2>&1 \
   || echo "[test] local Slurm not started (see /tmp/mlsystem-slurm-up.log): the Slurm tests will be skipped or fail" >&2
-.venv/bin/python -m pytest "$@"
+# The slowest tests are listed at the end, to keep an eye on the 20-minute budget.
+.venv/bin/python -m pytest --durations=25 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "error: pytest collected no tests" >&2
