@@ -83,9 +83,11 @@ def make_project(root: Path, n_exp: int, n_jobs: int) -> str:
     running = Job(id=new_job_id(), kind="train", args=["dataset=digits", "model=cnn"], experiment_id=live,
                   action="new", dataset="digits", model="cnn", adapter="digits", max_epochs=100, priority=99)
     queue.add(running)
-    queue.claim_next({"pid": os.getpid(), "host": queue.host})
+    claimed = queue.claim_next({"pid": os.getpid(), "host": queue.host})
+    queue.update_running(claimed.id, pid=os.getpid())  # its process spawned, as the runner records it
     (exps / live).mkdir(parents=True)
-    (exps / live / "metrics.jsonl").write_text(json.dumps({"event": "new", "step": 0, "epoch": 0}) + "\n")
+    (exps / live / "metrics.jsonl").write_text(
+        json.dumps({"event": "new", "step": 0, "epoch": 0, "time": round(time.time(), 3)}) + "\n")
     return live
 
 
@@ -201,7 +203,10 @@ def main() -> None:
                 time.sleep(0.3)  # land at a random point of the view's 0.5 s tick
                 with open(metrics, "a") as fh:
                     t0 = time.perf_counter()
-                    fh.write(json.dumps({"step": k, "epoch": 0, "loss": 1.0 / k, "lr": 1e-3}) + "\n")
+                    # Stamped like the training callback's rows: the live view follows the event
+                    # stream, which carries rows with their write time.
+                    fh.write(json.dumps({"step": k, "epoch": 0, "loss": 1.0 / k, "lr": 1e-3,
+                                         "time": round(time.time(), 3)}) + "\n")
                 waited = driver.execute_async_script(LAST_STEP_JS, k)
                 if waited < 0:
                     raise SystemExit(f"step {k} never drawn")

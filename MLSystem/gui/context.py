@@ -20,6 +20,7 @@ from MLSystem.registry import Registry
 from MLSystem.tune.store import list_study_names
 
 ETA_TTL_S = 10.0  # ETAs scan the experiment listing and the queue: recomputed at most this often
+ETA_QUIET_S, ETA_WAIT_AT_MOST_S = 0.3, 5.0  # background ETAs: after this much quiet, or at most this long
 VERIFY_AFTER_S = 60.0  # the index's full check (catches hand edits) runs this often, first after startup
 # What the study pages need, imported one step at a time (~0.1-0.9 s each; Optuna's importance
 # module pulls in scikit-learn and SciPy, ~2 s in all) so that a visitor waits behind one step at most.
@@ -38,6 +39,7 @@ class Cockpit:
     activity: Activity = field(default_factory=Activity)
     _etas: tuple[float, dict[str, Eta]] = (0.0, {})
     _eta_lock: threading.Lock = field(default_factory=threading.Lock)
+    _eta_queued: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.experiments = ExperimentIndex(self.paths)
@@ -79,8 +81,9 @@ class Cockpit:
         (0.4-0.7 s for 1,000 jobs, or 100 jobs at 100,000 experiments)."""
         if not wait:
             at, cached = self._etas
-            if self._stale(at, cached, jobs) and not self._eta_lock.locked():
-                threading.Thread(target=self.etas, args=(jobs,), name="cockpit-etas", daemon=True).start()
+            if self._stale(at, cached, jobs) and not self._eta_queued.is_set():
+                self._eta_queued.set()
+                threading.Thread(target=self._etas_when_quiet, args=(jobs,), name="cockpit-etas", daemon=True).start()
             return cached
         with self._eta_lock:
             at, cached = self._etas
@@ -88,6 +91,16 @@ class Cockpit:
                 cached = estimate(self.queue(), jobs)
                 self._etas = (time.monotonic(), cached)
             return cached
+
+    def _etas_when_quiet(self, jobs: list[Job]) -> None:
+        # The page that asked is still being served, and a visitor often opens the next page at
+        # once: the computation (CPU-bound, it holds the GIL) waits for a short quiet moment
+        # instead of slowing those pages down.
+        try:
+            self.activity.wait_quiet(quiet=ETA_QUIET_S, at_most=ETA_WAIT_AT_MOST_S)
+            self.etas(jobs)
+        finally:
+            self._eta_queued.clear()
 
     @staticmethod
     def _stale(at: float, cached: dict[str, Eta], jobs: list[Job]) -> bool:
