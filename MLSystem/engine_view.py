@@ -10,6 +10,7 @@ jobs are a controller process whose pid is the engine job id.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import signal
@@ -80,7 +81,5 @@ def cancel(job: Job) -> None:
     if engine.get("executor") == "slurm" and jid:
         run_quiet(["scancel", jid])
     elif engine.get("executor") == "submitit-local" and jid.isdigit():
-        try:
+        with contextlib.suppress(OSError):  # already gone: nothing left to cancel
             os.kill(int(jid), signal.SIGINT)
-        except OSError:
-            pass

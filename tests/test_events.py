@@ -75,6 +75,17 @@ def add(q: JobQueue, **kw) -> str:
     return jid
 
 
+def source_after_one_run(paths: ProjectPaths) -> tuple[JobQueue, Collect, EventSource, str]:
+    """An event source that has seen one job queued, started and finished (and the job's id)."""
+    q, got = JobQueue(paths), Collect()
+    s = EventSource(paths, got)
+    s.step()
+    jid = add(q)
+    run_job(q, jid)
+    s.step()
+    return q, got, s, jid
+
+
 def test_a_job_run_yields_queue_and_training_events_in_order(paths):
     q, got = JobQueue(paths), Collect()
     source = EventSource(paths, got)
@@ -190,12 +201,7 @@ def test_a_first_leader_announces_only_what_comes_after_it(paths):
 def test_a_job_caught_between_its_move_and_its_rewrite_is_announced_once(paths):
     """The queue files a job by renaming it into failed/ and then rewriting it: a poll between the
     two sees the old record there, and must wait for the real one."""
-    q, got = JobQueue(paths), Collect()
-    s = EventSource(paths, got)
-    s.step()
-    jid = add(q)
-    run_job(q, jid)
-    s.step()
+    q, got, s, jid = source_after_one_run(paths)
     running = q.paths.job_file(Status.RUNNING, jid)
     failed = q.paths.job_file(Status.FAILED, jid)
     os.replace(running, failed)  # the move ...
@@ -213,12 +219,7 @@ def test_a_job_caught_between_its_move_and_its_rewrite_is_announced_once(paths):
 
 def test_resume_rewrites_do_not_repeat_rows(paths):
     """A resume truncates metrics.jsonl (a new inode): rows already sent are not sent again."""
-    q, got = JobQueue(paths), Collect()
-    s = EventSource(paths, got)
-    s.step()
-    jid = add(q)
-    run_job(q, jid)
-    s.step()
+    q, got, s, jid = source_after_one_run(paths)
     exp = paths.experiment(EID).dir
     fake_training(exp, steps=6, epochs=2)
     s.step()
@@ -282,12 +283,7 @@ def test_a_progress_file_read_before_its_metrics_row_does_not_hide_the_row(paths
     """The callback writes a step's metrics row, then progress.json: a poll that lands between
     the two reads of the deriver sees the progress file first. The row still becomes an event
     (the live chart draws every metrics row from these events)."""
-    q, got = JobQueue(paths), Collect()
-    s = EventSource(paths, got)
-    s.step()
-    jid = add(q)
-    run_job(q, jid)
-    s.step()
+    q, got, s, jid = source_after_one_run(paths)
     exp = paths.experiment(EID).dir
     exp.mkdir(parents=True)
     t = time.time()
