@@ -88,13 +88,12 @@ def test_bad_input_is_one_line_and_exit_2(project):
 
 def test_training_code_failure_exit_1_with_traceback_in_log(project):
     model = project / "definitions" / "models" / "mlp" / "model.py"
-    model.write_text(model.read_text().replace("loss = F.cross_entropy(self(x), y)",
-                                               "raise RuntimeError('boom in training_step')"))
+    model.write_text(model.read_text().replace("return self.net(x)", "raise RuntimeError('boom in forward')"))
     r = run_cli(project, "MLSystem.execute_train", "model=mlp", *FAST, "max_epochs=1")
     assert r.returncode == 1
-    assert "RuntimeError: boom in training_step" in r.stderr and r.stderr.count("\n") == 1
+    assert "RuntimeError: boom in forward" in r.stderr and r.stderr.count("\n") == 1
     log = next(ProjectPaths(project).experiments.glob("*/train.log"))
-    assert "Traceback" in log.read_text() and "boom in training_step" in log.read_text()
+    assert "Traceback" in log.read_text() and "boom in forward" in log.read_text()
     meta = json.loads((log.parent / "experiment.json").read_text())
     assert meta["status"] == "failed" and "boom" in meta["error"]
 

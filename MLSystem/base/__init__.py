@@ -3,6 +3,7 @@
     from MLSystem.base import ConfigBase, param                  # config.py (never imports torch)
     from MLSystem.base import BaseDataModule                     # datamodule.py
     from MLSystem.base import BaseModel                          # model.py
+    from MLSystem.base import BaseClassifier                     # model.py of a classifier: write forward only
     from MLSystem.base import WrappedModel                       # model.py holding your own LightningModule
     from MLSystem.base import BaseAdapter                        # adapter.py
     from MLSystem.base import BasePlot, new_figure               # plots.py
@@ -29,7 +30,7 @@ from MLSystem.utils.config_base import ConfigBase, param
 
 if TYPE_CHECKING:
     from MLSystem.base.datamodule import BaseDataModule
-    from MLSystem.base.model import BaseModel
+    from MLSystem.base.model import BaseClassifier, BaseModel
     from MLSystem.base.wrapped import WrappedModel
     from MLSystem.loader import LoadedExperiment, load_experiment
     from MLSystem.resumable import BucketBatchSampler, ResumableDataLoader
@@ -39,7 +40,7 @@ __all__ = [
     # configs
     "ConfigBase", "param",
     # definitions
-    "BaseDataModule", "BaseModel", "WrappedModel", "BaseAdapter", "ResumableDataLoader", "BucketBatchSampler",
+    "BaseDataModule", "BaseModel", "BaseClassifier", "WrappedModel", "BaseAdapter", "ResumableDataLoader", "BucketBatchSampler",
     # plots
     "BasePlot", "new_figure",
     # paths, files and errors a definition may need (data folders, caches, one-line errors)
@@ -56,10 +57,10 @@ def __getattr__(name: str) -> Any:
         from MLSystem.base.datamodule import BaseDataModule  # lazy: Lightning
 
         return BaseDataModule
-    if name == "BaseModel":
-        from MLSystem.base.model import BaseModel  # lazy: Lightning
+    if name in ("BaseModel", "BaseClassifier"):
+        from MLSystem.base import model  # lazy: Lightning
 
-        return BaseModel
+        return getattr(model, name)
     if name == "WrappedModel":
         from MLSystem.base.wrapped import WrappedModel  # lazy: Lightning
 

@@ -73,7 +73,7 @@ def decode_audio(data: bytes, filename: str):
 
 
 # Bases that give no ``inference`` method: a class with only these bases has one iff it defines it.
-FRAMEWORK_BASES = frozenset({"BaseModel", "WrappedModel", "LightningModule", "Module", "object"})
+FRAMEWORK_BASES = frozenset({"BaseModel", "BaseClassifier", "WrappedModel", "LightningModule", "Module", "object"})
 
 
 def declares_inference(entry) -> bool | None:

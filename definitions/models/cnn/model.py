@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from MLSystem.base import BaseModel
+from MLSystem.base import BaseClassifier
 
 
-class CNN(BaseModel):
+class CNN(BaseClassifier):
     def __init__(self, params: dict, in_channels: int, image_size: int, num_classes: int):
         super().__init__(params, in_channels=in_channels, image_size=image_size, num_classes=num_classes)
         c, h = int(params["channels"]), int(params["hidden"])
@@ -25,15 +24,3 @@ class CNN(BaseModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from MLSystem.base import BaseModel
+from MLSystem.base import BaseClassifier
 
 
-class MLP(BaseModel):
+class MLP(BaseClassifier):
     def __init__(self, params: dict, input_dim: int, num_classes: int):
         super().__init__(params, input_dim=input_dim, num_classes=num_classes)
         layers, width = [], input_dim
@@ -20,15 +19,3 @@ class MLP(BaseModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean())
