@@ -73,6 +73,7 @@ class SubmititExecutor:
         self._local = {"timeout_min": local_timeout_min} if local_timeout_min else {}
         self._states: dict[str, str] | None = {}
         self._states_at = 0.0
+        self._resource_cache: dict[tuple, tuple[int, int, bool]] = {}
 
     # -- the Executor interface --------------------------------------------------------------------
     def pool(self) -> Pool:
@@ -90,21 +91,47 @@ class SubmititExecutor:
         return {"executor": self.name, "tag": engine_tag(job.id, n),
                 "folder": str(folder.relative_to(self.project.root))}
 
+    def engine_records(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """The records of jobs submitted together: one job alone, or a job array sharing the first
+        job's attempt folder and a tag of its own (Slurm keeps one comment per array), each job with
+        its ``array_index`` (its engine id will be ``<array id>_<index>``)."""
+        first = jobs[0].id
+        record = self.engine_record(jobs[0])
+        if len(jobs) == 1:
+            return {first: record}
+        record["tag"] = engine_tag(f"array-{first}", len(jobs[0].history) + 1)
+        return {j.id: {**record, "array_index": i, "array_size": len(jobs)} for i, j in enumerate(jobs)}
+
+    def array_key(self, job: Job) -> tuple | None:
+        """Jobs with the same key, claimed in one round, go out as one Slurm job array (capped by
+        ``array_parallelism``): the jobs of one sweep (``submit``'s ``sweep`` id) with the same resources."""
+        sweep = job.extra.get("sweep")
+        if self.kind != "slurm" or not sweep or not self.config.array_parallelism:
+            return None
+        return (sweep, *self._resources(job))
+
     def start(self, job: Job, cmd: list[str], env: dict[str, str], cwd: Path, log: Path,
               placement: Placement) -> Run:
-        record = job.engine or self.engine_record(job)
-        devices, num_nodes, gpu = self._resources(job)
+        return self.start_array([(job, cmd, env, log, placement)], cwd)[0]
+
+    def start_array(self, launches: list[tuple[Job, list[str], dict[str, str], Path, Placement]], cwd: Path) -> list[Run]:
+        """Submit jobs (their engine records written): one job alone, several as one job array."""
+        first = launches[0][0]
+        record = first.engine or self.engine_record(first)
+        devices, num_nodes, gpu = self._resources(first)
+        name = f"mlsystem-{first.id}" if len(launches) == 1 else f"mlsystem-{first.extra.get('sweep', first.id)}"
         executor = make_executor(self.kind, self.project.root / record["folder"], self.config, devices=devices,
-                                 num_nodes=num_nodes, gpu=gpu, job_name=f"mlsystem-{job.id}", **self._local)
+                                 num_nodes=num_nodes, gpu=gpu, job_name=name, **self._local)
         if self.kind == "slurm":
             executor.update_parameters(comment=record["tag"])
-        own = {k: v for k, v in env.items() if k.startswith(_JOB_ENV)}
-        task = TrainJob(cmd, str(cwd), own, str(log), max_requeues=self.config.max_requeues, job_id=job.id)
+        tasks = [TrainJob(cmd, str(cwd), {k: v for k, v in env.items() if k.startswith(_JOB_ENV)}, str(log),
+                          max_requeues=self.config.max_requeues, job_id=job.id) for job, cmd, env, log, _ in launches]
         try:
-            submitted = executor.submit(task)
+            submitted = [executor.submit(tasks[0])] if len(tasks) == 1 else executor.submit_array(tasks)
         except Exception as exc:  # sbatch refused it (bad partition, GPUs the cluster lacks...)
             raise OSError(f"{self.name} did not accept the job: {str(exc).strip().splitlines()[-1][:300]}") from exc
-        return Run(job.id, None, placement, handle=_Handle(submitted, log), engine_id=str(submitted.job_id))
+        return [Run(job.id, None, where, handle=_Handle(sub, log), engine_id=str(sub.job_id))
+                for (job, _, _, log, where), sub in zip(launches, submitted)]
 
     def poll(self, run: Run) -> int | None:
         h: _Handle = run.handle
@@ -127,9 +154,9 @@ class SubmititExecutor:
                      engine={"executor": self.name, "job_id": run.engine_id})
         if how == "kill":
             cancel(record)
-        # "graceful"/"interrupt": the runner wrote the stop flag first; the job reads it on the shared
-        # filesystem at its next step. No engine signal: scancel --signal=TERM cancels a Slurm step,
-        # and other signals reached the job only when it ended in our tests (see README).
+        # "graceful"/"interrupt": the runner wrote the stop flag first (the job reads it on the shared
+        # filesystem at its next step). A user's stop goes through the engine's signal instead
+        # (queue_store.request_stop -> engine_view.signal_stop), which needs the job's folder.
 
     def classify(self, run: Run, status: int) -> Ending:
         got: Outcome | None = run.handle.outcome
@@ -148,12 +175,18 @@ class SubmititExecutor:
         engine = job.engine or {}
         folder = self.project.root / engine.get("folder", "")
         jid = engine.get("job_id")
+        index = engine.get("array_index")
         if not jid and self.kind == "slurm" and engine.get("tag"):
             found = find_tagged(engine["tag"])
-            jid = found[-1] if found else None
+            if index is not None:  # any task of the array names it: this job is its task `index`
+                jid = f"{found[-1].split('_')[0]}_{index}" if found else None
+            else:
+                jid = found[-1] if found else None
         if not jid and engine.get("folder"):
-            pickles = sorted(folder.glob("*_submitted.pkl"), key=lambda p: p.stat().st_mtime)
-            jid = pickles[-1].name.split("_submitted")[0] if pickles else None
+            wanted = re.compile(rf"^(\d+_{index})_submitted\.pkl$" if index is not None else r"^(\d+)_submitted\.pkl$")
+            pickles = sorted((p for p in folder.glob("*_submitted.pkl") if wanted.match(p.name)),
+                             key=lambda p: p.stat().st_mtime)
+            jid = wanted.match(pickles[-1].name).group(1) if pickles else None
         if not jid:
             return None
         import submitit  # lazy: only a cluster runner needs it
@@ -186,7 +219,7 @@ class SubmititExecutor:
             return False
         return True
 
-    def _resources(self, job: Job) -> tuple[int, int, bool]:
+    def _merged_resources(self, job: Job) -> tuple[int, int, bool]:
         """``devices`` (per node), ``num_nodes`` and whether the job trains on GPUs, from its merged config."""
         from MLSystem.config_merge import merge_config  # lazy: Hydra, only when a job is submitted
 
@@ -203,6 +236,12 @@ class SubmititExecutor:
         except (TypeError, ValueError):
             nodes = 1
         return max(1, count), nodes, bool(need.gpus)
+
+    def _resources(self, job: Job) -> tuple[int, int, bool]:
+        key = (job.id, tuple(job.args))
+        if key not in self._resource_cache:  # asked when grouping a sweep and again when submitting
+            self._resource_cache[key] = self._merged_resources(job)
+        return self._resource_cache[key]
 
 
 def _append(log: Path | None, line: str) -> None:

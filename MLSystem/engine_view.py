@@ -1,5 +1,5 @@
 """What a cluster engine says about queue jobs, for readers that do not run them (``submit --list``,
-the cockpit), and the hard cancel of an engine job.
+the cockpit), the graceful stop through the engine's signal, and the hard cancel of an engine job.
 
 A job run by a cluster executor (``runner --executor slurm|submitit-local``) records its attempt in
 ``Job.engine``: ``{"executor", "tag", "job_id", "state", "folder"}`` (see ``MLSystem.cluster_executor``).
@@ -14,7 +14,9 @@ import contextlib
 import getpass
 import os
 import signal
+import socket
 import subprocess
+from pathlib import Path
 from typing import Iterable
 
 from MLSystem.jobs import Job
@@ -83,3 +85,44 @@ def cancel(job: Job) -> None:
     elif engine.get("executor") == "submitit-local" and jid.isdigit():
         with contextlib.suppress(OSError):  # already gone: nothing left to cancel
             os.kill(int(jid), signal.SIGINT)
+
+
+def signal_stop(job: Job, root: Path) -> tuple[bool, str]:
+    """Graceful stop through the engine: ``scancel --signal=USR1 <id>`` (Slurm: every process of the
+    job's steps) / USR1 to the tasks (submitit-local). The job's wrapper (``submitit_job.TrainJob``)
+    turns it into SIGTERM to the training process: a checkpoint at its next step, exit 3, "stopped".
+    Returns ``(sent, what was done or why not)``; when not sent, the caller writes the stop flag.
+
+    Sent only when every task of the job wrote its marker (``submitit_job.stop_markers``): before its
+    handler is installed USR1 would kill the wrapper — and Slurm delivers a signal sent to a job that
+    is still starting seconds later, once the step runs. Not ``--full``/``--batch``: the batch shell
+    would die of USR1 (ending the job), or with a trap run it only when its ``srun`` returned.
+    """
+    from MLSystem.submitit_job import STOP_SIGNAL, stop_markers  # lazy: its module docs are long, not heavy
+
+    engine = job.engine or {}
+    jid, executor = str(engine.get("job_id") or ""), engine.get("executor")
+    if executor not in REMOTE:
+        return False, "not an engine job"
+    if not jid:
+        return False, "no engine job id yet (being submitted)"
+    markers = stop_markers(root / engine.get("folder", ""), jid)
+    tasks = max((int(m.get("tasks", 1)) for m in markers), default=1)
+    if not markers or len(markers) < tasks:
+        return False, f"{executor} job {jid} is not running its tasks yet"
+    name = STOP_SIGNAL.name.removeprefix("SIG")
+    if executor == "slurm":
+        rc, _ = run_quiet(["scancel", f"--signal={name}", jid])
+        if rc != 0:  # no Slurm client here (a cockpit off the cluster), controller down, job just ended
+            return False, f"scancel --signal={name} {jid} failed (exit {rc})"
+        return True, f"scancel --signal={name} {jid}"
+    here = socket.gethostname()
+    sent = 0
+    for m in markers:
+        if m.get("host") == here and isinstance(m.get("pid"), int):
+            with contextlib.suppress(OSError):
+                os.kill(m["pid"], STOP_SIGNAL)
+                sent += 1
+    if not sent:
+        return False, f"submitit-local job {jid} runs on another machine"
+    return True, f"{STOP_SIGNAL.name} to submitit-local job {jid}"

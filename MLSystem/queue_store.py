@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from MLSystem import runner_record
+from MLSystem.engine_view import signal_stop
 from MLSystem.jobs import (
     JOB_FIELDS,
     Job,
@@ -293,21 +294,27 @@ class JobQueue(RunnerQueueOps):
 
     # -- stop / requeue / drain --------------------------------------------------------------------
     def request_stop(self, ref: str) -> tuple[Job, str]:
-        """Running: touch its stop flag (checkpoint at the next step, then 'stopped'; a cluster job
-        reads it on the shared filesystem). Pending: move it to stopped/ without running it."""
+        """Running: the job checkpoints at its next step and ends 'stopped'. A cluster job gets the
+        engine's signal (``engine_view.signal_stop``); where it cannot be sent (a local slot, a job
+        still starting, no Slurm client here) its stop flag asks the same — a cluster job reads it on
+        the shared filesystem. Pending: move it to stopped/ without running it."""
         with self.locked():
             job, status = self._find(ref)
-            if status == Status.RUNNING:
-                self.paths.stop_flag(job.id).parent.mkdir(exist_ok=True)
-                self.paths.stop_flag(job.id).write_text(now_iso() + "\n")
-                job.stop_requested = now_iso()
-                self._write(Status.RUNNING, job)
-                return job, f"stop requested: {job.id} saves a checkpoint at its next step and stops (resumable)"
             if status == Status.PENDING:
                 self._move(job, Status.PENDING, Status.STOPPED, stop_requested=now_iso(), ended=now_iso(),
                            note="stopped before it ran")
                 return job, f"{job.id} was pending: moved to stopped/ (requeue with --requeue {job.id})"
-            raise QueueError(f"job {job.id} is {status.value}; only pending or running jobs can be stopped")
+            if status != Status.RUNNING:
+                raise QueueError(f"job {job.id} is {status.value}; only pending or running jobs can be stopped")
+            job.stop_requested = now_iso()  # what files the exit as "stopped", however it was asked
+            self._write(Status.RUNNING, job)
+        # outside the lock: it may ask the cluster
+        sent, how = signal_stop(job, self.project.root) if job.engine else (False, "")
+        if not sent:
+            self.paths.stop_flag(job.id).parent.mkdir(exist_ok=True)
+            self.paths.stop_flag(job.id).write_text(now_iso() + "\n")
+        return job, (f"stop requested: {job.id} saves a checkpoint at its next step and stops (resumable)"
+                     + (f" [{how if sent else 'stop flag: ' + how}]" if how else ""))
 
     def requeue(self, ref: str, *, front: bool = False) -> Job:
         """Failed or stopped -> pending (attempts start over); it resumes through its experiment ID."""

@@ -78,6 +78,8 @@ _CLUSTER_FLAGS = [
     ("--max-running", "max_running", int, "queue jobs submitted at once (default 16)"),
     ("--max-requeues", "max_requeues", int, "preemptions survived per job"),
     ("--signal-delay-s", "signal_delay_s", int, "the warning signal comes this long before the time limit"),
+    ("--array-parallelism", "array_parallelism", int,
+     "Slurm: a sweep's jobs claimed together go out as one job array; at most this many of them run at once"),
 ]
 
 

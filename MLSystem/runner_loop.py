@@ -24,7 +24,8 @@ from MLSystem.jobs import Job, Kind, Status
 from MLSystem.placement import need_from_params
 from MLSystem.queue_store import JobQueue
 from MLSystem.runner_record import RunnerLock, runner_info
-from MLSystem.runner_remote import Reattach, ended_fields, is_remote, state_change, submitted_fields, tail_offset
+from MLSystem.runner_remote import (Reattach, batches, ended_fields, is_remote, state_change, submitted_fields,
+                                    tail_offset)
 from MLSystem.scheduler import Impossible, Need, Placement, Pool, Round, Waiting
 from MLSystem.utils.clock import format_seconds, now_iso
 
@@ -54,6 +55,21 @@ def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
         return ""
     kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
     return "\n".join(kept)[-3000:]
+
+
+@dataclass
+class _Launch:
+    """A claimed job ready to be started: what runs, where, and where its output goes."""
+
+    job: Job
+    where: Placement
+    cmd: list[str]
+    env: dict[str, str]
+    log_path: Path
+    offset: int  # where this attempt's output starts in the log
+    stop_flag: Path
+    epochs_before: int | None
+    slot: str  # " in slot N on GPU g" for messages
 
 
 @dataclass
@@ -262,8 +278,8 @@ class Runner:
 
         claimed = self.queue.claim(self.info, pick, busy=self._busy, backoff_s=BUSY_BACKOFF_S,
                                    limit=self.pool.slots - len(self.active))
-        for job, where in claimed:
-            self._start(job, where)
+        for batch in batches(self.executor, claimed):
+            self._start_batch(batch)
         return len(claimed)
 
     # -- one job ---------------------------------------------------------------------------------
@@ -273,7 +289,39 @@ class Runner:
         return [sys.executable, "-m", "MLSystem.execute_train", *job.args]
 
     def _start(self, job: Job, where: Placement | Impossible) -> None:
+        self._start_batch([(job, where)])
+
+    def _start_batch(self, claimed: list[tuple[Job, Placement | Impossible]]) -> None:
+        """Start claimed jobs: one by one, or — several jobs the executor groups (a sweep on Slurm) —
+        as one submission (a job array), each job's engine record written before it."""
         _fault("after_claim")
+        launches = [launch for job, where in claimed if (launch := self._prepare(job, where))]
+        if not launches:
+            return
+        q = self.queue
+        if self.remote:  # the intent first: a runner killed during the submission finds it by its tag
+            records = self.executor.engine_records([la.job for la in launches])  # type: ignore[attr-defined]
+            for la in launches:
+                la.job = q.update_running(la.job.id, engine=records[la.job.id]) or la.job
+        try:
+            if len(launches) == 1:
+                la = launches[0]
+                runs = [self.executor.start(la.job, la.cmd, la.env, q.project.root, la.log_path, la.where)]
+            else:
+                runs = self.executor.start_array(  # type: ignore[attr-defined]
+                    [(la.job, la.cmd, la.env, la.log_path, la.where) for la in launches], q.project.root)
+        except OSError as exc:
+            for la in launches:
+                done = q.complete(la.job, Status.FAILED, ended=now_iso(), error=f"could not start {la.cmd[2]}: {exc}")
+                self.counts[Status.FAILED.value] += 1
+                self.hooks.job_ended(done)
+            return
+        _fault("after_submit")
+        for la, run in zip(launches, runs):
+            self._started(la, run)
+
+    def _prepare(self, job: Job, where: Placement | Impossible) -> _Launch | None:
+        """The command, environment and log of a claimed job (None: it cannot run here, filed failed)."""
         q, project = self.queue, self.queue.project
         if isinstance(where, Impossible):
             done = q.complete(job, Status.FAILED, ended=now_iso(), error=f"cannot run here: {where.reason}",
@@ -281,7 +329,7 @@ class Runner:
             self.counts[Status.FAILED.value] += 1
             self.hooks.job_ended(done)
             self.say("failed", f"failed: {job.id} {done.note}", job=job.id, status="failed", error=done.error)
-            return
+            return None
         log_path, stop_flag = q.paths.log(job.id), q.paths.stop_flag(job.id)
         with contextlib.suppress(FileNotFoundError):
             stop_flag.unlink()  # a request meant for an earlier attempt
@@ -297,22 +345,16 @@ class Runner:
                       f"on {self.info['host']}{slot}: {' '.join(cmd[1:])}\n").encode()
             log.write(header)
             offset += len(header)
-        if self.remote:  # the intent first: a runner killed during the submission finds it by its tag
-            job = q.update_running(job.id, engine=self.executor.engine_record(job)) or job
-        try:
-            run = self.executor.start(job, cmd, env, project.root, log_path, where)
-        except OSError as exc:
-            done = q.complete(job, Status.FAILED, ended=now_iso(), error=f"could not start {cmd[2]}: {exc}")
-            self.counts[Status.FAILED.value] += 1
-            self.hooks.job_ended(done)
-            return
-        _fault("after_submit")
+        return _Launch(job, where, cmd, env, log_path, offset, stop_flag, epochs_before, slot)
+
+    def _started(self, la: _Launch, run: Run) -> None:
+        q, job, where = self.queue, la.job, la.where
         # "started" is when the process was spawned / the job submitted (the claim time was a placeholder)
-        job = q.update_running(job.id, pid=run.pid, started=now_iso(), epochs_before=epochs_before,
+        job = q.update_running(job.id, pid=run.pid, started=now_iso(), epochs_before=la.epochs_before,
                                placement=where.to_dict(), **submitted_fields(job, run)) or job
-        self.active[job.id] = Active(job, run, log_path, offset, stop_flag)
+        self.active[job.id] = Active(job, run, la.log_path, la.offset, la.stop_flag)
         how = f"{self.executor.name} job {run.engine_id}" if run.engine_id else f"pid {run.pid}"
-        self.say("started", f"started {job.id}{slot if not self.remote else ''} (experiment {job.experiment_id or '-'}, "
+        self.say("started", f"started {job.id}{la.slot if not self.remote else ''} (experiment {job.experiment_id or '-'}, "
                             f"attempt {job.attempts}, {how}): {' '.join(job.args)}",
                  job=job.id, experiment_id=job.experiment_id, pid=run.pid, slot=where.slot, gpus=list(where.gpus),
                  engine_id=run.engine_id)

@@ -11,6 +11,7 @@ from typing import Any
 from MLSystem.engine_view import describe, live_states
 from MLSystem.executor import Executor, Run
 from MLSystem.jobs import Job
+from MLSystem.scheduler import Impossible
 from MLSystem.utils.clock import now_iso
 
 TAIL_BYTES = 20000  # a reattached job's failure summary comes from the log's end
@@ -18,6 +19,24 @@ TAIL_BYTES = 20000  # a reattached job's failure summary comes from the log's en
 
 def is_remote(executor: Executor) -> bool:
     return bool(getattr(executor, "remote", False))
+
+
+def batches(executor: Executor, claimed: list[tuple[Job, Any]]) -> list[list[tuple[Job, Any]]]:
+    """Claimed jobs in submissions: jobs the executor puts in one job array (``array_key``: a sweep's
+    jobs with the same resources, claimed in the same round) together, every other job alone."""
+    key_of = getattr(executor, "array_key", None)
+    groups: dict[Any, list[tuple[Job, Any]]] = {}
+    out: list[list[tuple[Job, Any]]] = []
+    for job, where in claimed:
+        key = key_of(job) if key_of is not None and not isinstance(where, Impossible) else None
+        if key is None:
+            out.append([(job, where)])
+        elif key in groups:
+            groups[key].append((job, where))
+        else:
+            groups[key] = [(job, where)]
+            out.append(groups[key])
+    return out
 
 
 def submitted_fields(job: Job, run: Run) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -116,6 +117,9 @@ def prepare(overrides: Iterable[str], *, priority: int = 0, force: bool = False,
     """Validate and expand into jobs, queueing nothing: the report and the jobs :func:`submit` would queue."""
     planned = plan(overrides, paths=queue.project)
     active = queue.find_active(p.experiment_id for p in planned) if not force else {}
+    if len(planned) > 1 and "sweep" not in (extra or {}):
+        # the jobs of one sweep, named together (a Slurm runner submits them as one job array)
+        extra = {**(extra or {}), "sweep": f"sweep-{uuid.uuid4().hex[:8]}"}
     report, jobs, seen = SubmitReport(), [], set()
     for p in planned:
         reason = None

@@ -13,8 +13,10 @@ For the executor that wires this into the runner (issue 12; the runner's ``Execu
                                #   finished (exit 0) | stopped (3) | busy (4) | failed (1, 2: code or
                                #   config failed, or requeue limit) | interrupted (infrastructure:
                                #   the engine ended it without a result -> requeue the queue job)
-    stop: the job's stop file (on the shared filesystem): the training process checkpoints at the
-          next step and exits 3 (outcome "stopped"). ``scancel --signal=TERM`` would cancel the step.
+    stop: the engine's signal :data:`STOP_SIGNAL` (``scancel --signal=USR1 <id>``, see
+          ``engine_view.signal_stop``) once the job's :func:`stop_markers` say its wrapper handles it;
+          the training process checkpoints at the next step and exits 3 (outcome "stopped"). Else
+          the job's stop file on the shared filesystem does the same.
     reattach: ``submitit.SlurmJob(folder, job_id)`` / ``executor.job_class(folder, job_id)``.
     sweeps as one Slurm job array (``array_parallelism`` caps how many run at once):
           ``executor.submit_array([TrainJob(...), ...])`` -> jobs ``<array id>_<i>``.
@@ -37,6 +39,16 @@ through submitit's own path — ``checkpoint()`` returns a ``DelayedSubmission``
 restarts it). The next attempt resumes the same experiment ID from that checkpoint. Past
 ``max_requeues`` the job fails with :class:`RequeueLimitExceeded` naming the count.
 
+**Stop through the engine.** ``scancel --signal=USR1 <id>`` reaches every process of the job's steps
+within ~30 ms (measured on the local Slurm 22.05). Not ``--signal=TERM``: slurmstepd treats TERM as
+cancelling the step (SIGKILL after ``KillWait``). Not ``--full``/``--batch``: they also signal the
+batch shell, which dies of USR1 (ending the job) or, with a trap, runs it only when its ``srun``
+returns — the "signal arrives at the end" seen before. A signal sent before the step runs is
+delivered by Slurm seconds after the step starts — possibly before :class:`TrainJob` handles USR1,
+whose default action kills the process; so each task writes a marker once its handler is installed
+(:func:`stop_markers`) and the sender signals only a job whose every task has one. :class:`TrainJob`
+turns USR1 into SIGTERM to ``execute_train`` (the graceful stop) and ends "stopped", not requeued.
+
 Why submitit's ``checkpoint()`` and not Lightning's ``SLURMEnvironment(auto_requeue=True)``: the
 requeue must also work on submitit's LocalExecutor (no Slurm), must count attempts, and must
 come after MLSystem's own exact checkpoint rather than Lightning's HPC checkpoint (which does not
@@ -57,17 +69,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import signal
 import subprocess
+import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from MLSystem.errors import ExitCode
 from MLSystem.job_outcome import signal_name
 from MLSystem.launcher_config import LauncherConfig, slurm_parameters
+from MLSystem.utils.clock import now_iso
 
 FINISHED, STOPPED, BUSY, FAILED, INTERRUPTED = "finished", "stopped", "busy", "failed", "interrupted"
 # Engine states in which a job will still run (or run again after a requeue).
@@ -100,10 +116,33 @@ def _warning_signal() -> int:
     return JobEnvironment._usr_sig()  # SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise
 
 
-def _ignore_warning_signal() -> None:
-    # In the training process: Slurm signals every process of the job, and SIGUSR2's default
-    # action is to terminate. The callable turns it into SIGTERM (graceful stop) instead.
+# The engine's graceful stop (a user's Stop): not SIGTERM (Slurm cancels a step on it), not SIGUSR2
+# (the preemption warning, which requeues). Lightning's USR1 handler (auto-requeue) is turned off.
+STOP_SIGNAL = signal.SIGUSR1
+_MARKER = "_stoppable.json"
+
+
+def _ignore_engine_signals() -> None:
+    # In the training process: Slurm signals every process of the job, and the default action of
+    # SIGUSR2 / SIGUSR1 is to terminate. The callable turns them into SIGTERM (graceful stop) instead.
     signal.signal(_warning_signal(), signal.SIG_IGN)
+    signal.signal(STOP_SIGNAL, signal.SIG_IGN)
+
+
+def stop_markers(folder: str | os.PathLike[str], engine_job_id: str) -> list[dict[str, Any]]:
+    """The markers of the engine job's tasks that handle :data:`STOP_SIGNAL` now (pid, host, tasks);
+    the signal may be sent when there are ``tasks`` of them. Empty when the job is not running."""
+    found = []
+    for p in Path(folder).glob(f"{engine_job_id}_*{_MARKER}"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(json.loads(p.read_text()))
+    return found
+
+
+def _marker_path(engine: Any) -> Path | None:
+    with contextlib.suppress(Exception):  # not under submitit (a test calling the job directly)
+        return Path(engine.paths.folder) / f"{engine.job_id}_{engine.global_rank}{_MARKER}"
+    return None
 
 
 @dataclass
@@ -122,19 +161,31 @@ class TrainJob:
         from submitit import JobEnvironment
 
         engine = JobEnvironment()
-        preempted = threading.Event()
+        preempted, stop_asked = threading.Event(), threading.Event()
         child: list[subprocess.Popen] = []
         sig = _warning_signal()
 
-        def on_warning(signum, frame) -> None:
-            preempted.set()
+        def on_signal(signum, frame) -> None:
+            (preempted if signum == sig else stop_asked).set()
+            if signum == STOP_SIGNAL and not engine.global_rank:
+                _append_line(self.log, f"stop signal {signal.Signals(signum).name} from the engine at {now_iso()}: "
+                                       "checkpoint at the next step, then stop")
             if child and child[0].poll() is None:
                 child[0].send_signal(signal.SIGTERM)
 
-        submitit_handler = signal.signal(sig, on_warning)
+        submitit_handler = signal.signal(sig, on_signal)
+        previous_stop = signal.signal(STOP_SIGNAL, on_signal)
+        marker = _marker_path(engine)
         try:
-            code = self._run(child, preempted, engine.global_rank)
+            if marker is not None:  # from now on the engine's stop signal is handled (see stop_markers)
+                marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                              "tasks": engine.num_tasks, "signal": STOP_SIGNAL.name}))
+            code = self._run(child, preempted, stop_asked, engine.global_rank)
         finally:
+            if marker is not None:
+                with contextlib.suppress(OSError):
+                    marker.unlink()
+            signal.signal(STOP_SIGNAL, previous_stop)
             signal.signal(sig, submitit_handler)
         jid = _engine_id(engine)
         if preempted.is_set() and code in (ExitCode.STOPPED, -signal.SIGTERM, ExitCode.OK):
@@ -149,15 +200,15 @@ class TrainJob:
         how = f"was killed by {signal_name(-code)} (exit code 1)" if code < 0 else f"failed (exit code {code})"
         raise TrainingFailed(f"job {self.job_id or '?'}: execute_train {how}; see {self.log or 'the job output'}")
 
-    def _run(self, child: list, preempted: threading.Event, rank: int) -> int:
+    def _run(self, child: list, preempted: threading.Event, stop_asked: threading.Event, rank: int) -> int:
         log_path = self.log if not rank or not self.log else f"{self.log}.rank{rank}"
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(log_path, "a", encoding="utf-8")) if log_path else None
             proc = subprocess.Popen(self.cmd, cwd=self.cwd, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT if out else None,
-                                    preexec_fn=_ignore_warning_signal)
+                                    preexec_fn=_ignore_engine_signals)
             child.append(proc)
-            if preempted.is_set():  # the warning came while the process was being started
+            if preempted.is_set() or stop_asked.is_set():  # a signal came while the process was being started
                 proc.send_signal(signal.SIGTERM)
             return proc.wait()
 
@@ -179,6 +230,13 @@ class TrainJob:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(dataclasses.replace(self, requeues=self.requeues + 1), *args, **kwargs)
+
+
+def _append_line(log: str | None, line: str) -> None:
+    if not log:
+        return
+    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
 
 
 def _engine_id(engine: Any) -> str | None:

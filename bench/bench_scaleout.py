@@ -178,6 +178,58 @@ def preemption_latency(work: Path, partition: str) -> float:
     return latency
 
 
+def stop_latency(work: Path, partition: str, runs: int = 5) -> list[dict[str, float]]:
+    """A user's stop of a Slurm job through the engine's signal (``scancel --signal=USR1``), as
+    ``engine_view.signal_stop`` sends it: seconds from sending to the wrapper's handler, to the
+    mid-epoch checkpoint on disk, to the job's process exited (its result file), to Slurm done with it."""
+    from datetime import datetime
+
+    from MLSystem.launcher_config import LauncherConfig
+    from MLSystem.submitit_job import TrainJob, make_executor, outcome, stop_markers
+
+    rows = []
+    for i in range(runs):
+        root = make_project(work / f"stop{i}")
+        args = ["dataset=digits", "model=cnn", "max_epochs=1", "n_train=60000", "n_val=64", "batch_size=32",
+                "accelerator=cpu", f"seed={i}"]
+        folder = work / f"submitit-stop{i}"
+        executor = make_executor("slurm", folder, LauncherConfig(partition=partition, time_min=30, signal_delay_s=60,
+                                                                 cpus_per_task=1, mem_gb=1))
+        log = root / "job.log"
+        job = executor.submit(TrainJob([sys.executable, "-m", "MLSystem.execute_train", *args], str(root),
+                                       env={k: v for k, v in env_for(root).items() if k in ("MLSYSTEM_ROOT", "PYTHONPATH")},
+                                       log=str(log)))
+        exp = root / "output" / "experiments"
+        while not (any(exp.glob("*/progress.json")) and stop_markers(folder, str(job.job_id))):
+            time.sleep(0.1)
+        time.sleep(2)  # well into the epoch
+        ckpt = next(exp.glob("*/progress.json")).parent / "checkpoints" / "last.ckpt"
+        t0 = time.time()
+        subprocess.run(["scancel", "--signal=USR1", str(job.job_id)], check=True)
+        while not job.paths.result_pickle.exists():
+            time.sleep(0.02)
+        exited = time.time() - t0
+        while subprocess.run(["squeue", "-h", "-j", str(job.job_id)], capture_output=True, text=True).stdout.strip():
+            time.sleep(0.05)
+        gone = time.time() - t0
+        got = outcome(job)
+        assert got is not None and got.kind == "stopped", got
+        line = next(x for x in log.read_text().splitlines() if x.startswith("stop signal SIGUSR1"))
+        handled = datetime.fromisoformat(line.split(" at ", 1)[1].split(": ", 1)[0]).timestamp() - t0
+        rows.append({"handled": handled, "checkpoint": ckpt.stat().st_mtime - t0, "exited": exited, "gone": gone})
+    return rows
+
+
+def stop_rows(work: Path, partition: str, runs: int) -> list[tuple[str, str]]:
+    stops, rows = stop_latency(work, partition, runs), []
+    for key, what in (("handled", "the job's wrapper handled it"), ("checkpoint", "mid-epoch checkpoint on disk"),
+                      ("exited", "the job's processes exited (result file)"), ("gone", "Slurm no longer lists the job")):
+        got = [r[key] for r in stops]
+        rows.append((f"Slurm stop (scancel --signal=USR1) -> {what} (median / max of {len(got)})",
+                     f"{statistics.median(got):.2f} / {max(got):.2f} s"))
+    return rows
+
+
 def lock_cost(work: Path, kind: str, n: int = 300) -> float:
     from MLSystem.shared_lock import make_lock
 
@@ -204,11 +256,16 @@ def main() -> None:
     ap.add_argument("--skip-slurm", action="store_true")
     ap.add_argument("--runner-jobs", type=int, default=50, help="jobs per runner dispatch measurement (0: skip)")
     ap.add_argument("--only-runner", action="store_true", help="only the runner dispatch measurement")
+    ap.add_argument("--stop-runs", type=int, default=5, help="Slurm stops through the engine's signal (0: skip)")
+    ap.add_argument("--only-stop", action="store_true", help="only the Slurm stop latency")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         partition = None if args.skip_slurm else slurm_up()
+        if args.only_stop:  # only the stop latency (needs the local Slurm)
+            rows += stop_rows(work, partition, args.stop_runs or 5) if partition else [("local Slurm", "not up")]
+            args.runner_jobs, args.skip_ddp, args.only_runner, partition = 0, True, True, None
         if args.runner_jobs:
             for kind in ("local", "slurm") if partition else ("local",):
                 lat = runner_dispatch(kind, work, args.runner_jobs, partition)
@@ -231,6 +288,9 @@ def main() -> None:
             lat = dispatch("slurm", work, args.jobs, partition)
             rows.append((f"local Slurm: submit -> command running (median / p95 of {args.jobs})",
                          f"{statistics.median(lat):.2f} / {p95(lat):.2f} s"))
+            if args.stop_runs:
+                rows += stop_rows(work, partition, args.stop_runs)
+        if partition:
             rows.append(("Slurm preemption (scancel --signal=USR2) -> resumed attempt reopened the experiment",
                          f"{preemption_latency(work, partition):.1f} s"))
         elif not args.only_runner:

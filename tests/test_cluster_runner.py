@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, add_probe_model, cli_env, job_record, make_project, run_cli, wait_for
-from MLSystem.submitit_job import find_tagged
+from MLSystem.jobs import QueuePaths
+from MLSystem.paths import ProjectPaths
+from MLSystem.submitit_job import find_tagged, stop_markers
 from slurm_fixtures import slurm_cluster  # noqa: F401  (fixture)
+from test_submitit_job import PROBE, _assert_same_run, _segments, reference  # noqa: F401  (fixture)
 
 SLOW_PROBE = ["dataset=digits", "model=probe", "max_epochs=1", "n_train=640", "n_val=32", "batch_size=32",
               "accelerator=cpu"]  # 20 steps
@@ -87,8 +90,12 @@ def test_submitit_local_runner_files_the_same_outcomes_as_local_slots(tmp_path):
     node = _queue(root, *SLOW_PROBE, "step_sleep=0.3", "seed=2")[0]
     runner = _runner(root, "--executor", "submitit-local", "--max-running", "4")
     wait_for(lambda: _stepped(root, stop) and _stepped(root, node), timeout=300, what="both probes to train")
-    # the graceful stop (cockpit and CLI share it): checkpoint at the next step, exit 3 -> stopped/
-    run_cli(root, "MLSystem.submit", "--stop", stop, check=True)
+    # the graceful stop (cockpit and CLI share it), through the engine's signal once the job's wrapper
+    # handles it (else the stop flag): checkpoint at the next step, exit 3 -> stopped/
+    wait_for(lambda: stop_markers(root / job_record(root, stop)["engine"]["folder"],
+                                  job_record(root, stop)["engine"]["job_id"]), timeout=60, what="the stop handler")
+    said = run_cli(root, "MLSystem.submit", "--stop", stop, check=True).stdout
+    assert "SIGUSR1 to submitit-local job" in said, said
     # the engine's job dies with everything in it (a node failure): interrupted by the infrastructure
     _kill_tree(int(job_record(root, node)["engine"]["job_id"]))
     assert _finish(runner, root) == 0, (root / "runner-out.txt").read_text()[-3000:]
@@ -176,3 +183,101 @@ def test_a_detached_runner_leaves_its_jobs_running_and_a_later_one_files_them(tm
     done = job_record(root, job)
     assert done["status"] == "finished" and len(done["history"]) == 1
     assert _submissions(root, job) == [done["engine"]["job_id"]]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_stop_of_a_slurm_job_goes_through_the_engine_signal_and_resumes_exactly(slurm_cluster, tmp_path, reference):
+    root = make_project(tmp_path / "proj")
+    add_probe_model(root)
+    job = _queue(root, *PROBE, "step_sleep=0.5", "accelerator=cpu")[0]  # 14 steps, 7 per epoch
+    flags = ["--executor", "slurm", "--partition", slurm_cluster, "--cpus-per-task", "1", "--mem-gb", "1"]
+    runner = _runner(root, *flags)
+    exp = ProjectPaths(root).experiment(reference.name)
+
+    def training() -> bool:
+        engine = job_record(root, job).get("engine") or {}
+        return bool(engine.get("job_id") and stop_markers(root / engine["folder"], engine["job_id"])
+                    and exp.progress.exists() and json.loads(exp.progress.read_text())["step"] >= 3)
+
+    wait_for(training, timeout=300, what="the job training on Slurm")
+    said = run_cli(root, "MLSystem.submit", "--stop", job, check=True).stdout
+    jid = job_record(root, job)["engine"]["job_id"]
+    assert f"scancel --signal=USR1 {jid}" in said, said  # the engine's signal, not the stop flag
+    assert _finish(runner, root) == 0
+    stopped, log = job_record(root, job), (root / "queue/logs" / f"{job}.log").read_text()
+    assert (stopped["status"], stopped["exit_code"]) == ("stopped", 3), (stopped, log[-3000:])
+    assert len(stopped["history"]) == 1 and stopped["note"].startswith("stopped on request")  # not requeued
+    assert not QueuePaths(root / "queue").stop_flag(job).exists()
+    assert "stop signal SIGUSR1 from the engine" in log and "received SIGTERM" in log, log[-3000:]
+    first = _segments(exp.dir)
+    assert [s["status"] for s in first] == ["stopped"] and 3 <= first[0]["to_step"] < 14
+    assert not stop_markers(root / stopped["engine"]["folder"], jid)  # the wrapper is gone
+    # the same job resumes where it stopped, as if never interrupted
+    run_cli(root, "MLSystem.submit", "--requeue", job, check=True)
+    assert _finish(_runner(root, *flags), root) == 0
+    assert job_record(root, job)["status"] == "finished"
+    assert [s["status"] for s in _segments(exp.dir)] == ["stopped", "complete"]
+    _assert_same_run(exp.dir, reference)
+
+
+class _EngineSampler:
+    """Samples ``squeue`` for one array while the runner drains it: the most tasks Slurm ran at once,
+    and whether it held tasks back for the array's cap (reason ``JobArrayTaskLimit``)."""
+
+    def __init__(self, array_id: str):
+        import threading
+
+        self.array_id, self.most_running, self.held_by_cap, self.seen = array_id, 0, False, set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            out = subprocess.run(["squeue", "-h", "-r", "-j", self.array_id, "-o", "%i %T %r"],
+                                 capture_output=True, text=True).stdout.split("\n")
+            rows = [line.split() for line in out if line.strip()]
+            self.seen |= {r[0] for r in rows}
+            self.most_running = max(self.most_running, sum(1 for r in rows if r[1] == "RUNNING"))
+            self.held_by_cap |= any(r[1] == "PENDING" and r[2] == "JobArrayTaskLimit" for r in rows)
+            self._done.wait(0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_sweep_goes_to_slurm_as_one_capped_array_once_across_a_runner_sigkill_after_sbatch(slurm_cluster,
+                                                                                              tmp_path):
+    root = make_project(tmp_path / "proj")
+    jobs = _queue(root, "dataset=digits", "model=mlp", "max_epochs=1", *FAST, "accelerator=cpu", "seed=1,2,3,4")
+    # the node has 2 cores (2 one-core jobs fit at once): only the array's cap keeps them to 1
+    flags = ["--executor", "slurm", "--partition", slurm_cluster, "--cpus-per-task", "1", "--mem-gb", "1",
+             "--max-running", "4", "--array-parallelism", "1"]
+    assert _finish(_runner(root, *flags, fault="after_submit"), root, 300) == -signal.SIGKILL
+    left = [job_record(root, j) for j in jobs]
+    tag = left[0]["engine"]["tag"]
+    assert all(r["status"] == "running" and not r["engine"].get("job_id") and r["engine"]["tag"] == tag
+               for r in left), left  # killed right after sbatch: the records hold the intent, no ids
+    assert [r["engine"]["array_index"] for r in left] == [0, 1, 2, 3]
+    array_id = find_tagged(tag)[0].split("_")[0]
+    sampler = _EngineSampler(array_id)
+    shown = subprocess.run(["scontrol", "show", "job", array_id], capture_output=True, text=True).stdout
+    assert "ArrayTaskThrottle=1" in shown, shown
+    try:
+        assert _finish(_runner(root, *flags), root) == 0
+    finally:
+        sampler.stop()
+    out = (root / "runner-out.txt").read_text()
+    assert out.count("reattached to slurm job") == 4, out
+    done = [job_record(root, j) for j in jobs]
+    assert [r["engine"]["job_id"] for r in done] == [f"{array_id}_{i}" for i in range(4)], done
+    assert all(r["status"] == "finished" and len(r["history"]) == 1 for r in done), done
+    folder = root / left[0]["engine"]["folder"]
+    assert sorted(p.name.split("_submitted")[0] for p in folder.glob("*_submitted.pkl")) == \
+        [f"{array_id}_{i}" for i in range(4)]  # one sbatch, four tasks: nothing went out twice
+    assert not any((root / "queue/engine" / j).exists() for j in jobs[1:])
+    assert sampler.most_running == 1 and sampler.held_by_cap, (sampler.most_running, sampler.seen)
