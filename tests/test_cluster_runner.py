@@ -281,3 +281,22 @@ def test_a_sweep_goes_to_slurm_as_one_capped_array_once_across_a_runner_sigkill_
         [f"{array_id}_{i}" for i in range(4)]  # one sbatch, four tasks: nothing went out twice
     assert not any((root / "queue/engine" / j).exists() for j in jobs[1:])
     assert sampler.most_running == 1 and sampler.held_by_cap, (sampler.most_running, sampler.seen)
+
+
+def test_an_array_job_without_its_engine_id_is_found_by_its_own_submission_file(tmp_path):
+    """After the controller forgot the tag (MinJobAge), a job of an array is its own task's pickle."""
+    from MLSystem.cluster_executor import SubmititExecutor
+    from MLSystem.jobs import Job
+
+    root = make_project(tmp_path / "proj")
+    folder = root / "queue/engine/job-aaaaaaaa/1"
+    folder.mkdir(parents=True)
+    for name in ("555_0", "555_1", "555_10", "556"):
+        (folder / f"{name}_submitted.pkl").write_bytes(b"")
+    executor = SubmititExecutor("slurm", ProjectPaths(root))
+    engine = {"executor": "slurm", "tag": "mlsystem:array-job-aaaaaaaa:1", "folder": "queue/engine/job-aaaaaaaa/1"}
+    found = {i: executor.reattach(Job(id=f"job-{i}", kind="train", args=[], engine={**engine, "array_index": i}))
+             for i in (0, 1, 10, 3)}
+    assert {i: r.engine_id if r else None for i, r in found.items()} == {0: "555_0", 1: "555_1", 10: "555_10", 3: None}
+    alone = executor.reattach(Job(id="job-b", kind="train", args=[], engine=engine))
+    assert alone.engine_id == "556"
