@@ -14,6 +14,12 @@ has a tag but no id: the next runner finds the submission again by its tag (``sc
 pending, running and recently ended jobs) or by submitit's ``{id}_submitted.pkl`` in the attempt's
 folder, and reattaches instead of submitting again. Only when neither exists was nothing submitted.
 
+**Sweeps as job arrays.** Jobs the runner claims in one round with the same :meth:`~SubmititExecutor.array_key`
+(one sweep, the same resources; Slurm only) go out as one ``submit_array``: one ``sbatch --array=0-N%cap``
+(``array_parallelism``) in the first job's attempt folder. Slurm keeps one comment per array, so the
+records share one tag and each holds its ``array_index``: a runner killed after ``sbatch`` finds
+``<array id>_<index>`` from any task the tag names, or from the task's ``<array>_<index>_submitted.pkl``.
+
 **States without accounting.** One ``squeue`` per second for all the runner's jobs; a job that
 ``squeue`` no longer lists is looked at once more (``submitit_job.outcome``: ``scontrol``, then the
 result file the job wrote) — no ``sacct``/``slurmdbd`` needed.

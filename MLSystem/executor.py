@@ -31,10 +31,11 @@ The cluster executor (``MLSystem.cluster_executor.SubmititExecutor``, ``--execut
 ``submitit-local``) reports ``--max-running`` slots (GPUs are allocated by the cluster, so
 ``pool().gpus`` stays empty and the job's ``devices`` go into the request), ``start``\ s by
 submitting the same command, ``poll``\ s the engine, ``stop``\ s through the stop flag on the shared
-filesystem (the job saves its checkpoint the same way) and ``classify``\ s a run the engine ended without a result
-as infrastructure. Its jobs outlive the runner (``remote = True``): it also has
-``engine_record(job)`` (written into the job file before submitting), ``state(run)`` and
-``reattach(job)``.
+filesystem (a user's stop goes through the engine's signal: ``engine_view.signal_stop``) and
+``classify``\ s a run the engine ended without a result as infrastructure. Its jobs outlive the runner
+(``remote = True``): it also has ``engine_records(jobs)`` (written into the job files before
+submitting), ``start_array`` and ``array_key(job)`` (a sweep's jobs as one Slurm job array),
+``state(run)`` and ``reattach(job)``.
 """
 
 from __future__ import annotations
