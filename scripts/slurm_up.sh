@@ -3,6 +3,8 @@
 #
 #   bash scripts/slurm_up.sh          # install (root + apt) if missing, start munged/slurmctld/slurmd, wait for the node
 #   bash scripts/slurm_up.sh --check  # exit 0 when the cluster answers and its node is usable, else 1
+#   bash scripts/slurm_up.sh --two-nodes  # also a separate 2-node cluster on this host (two slurmd,
+#                                         # `slurmd -N`); prints its SLURM_CONF (multi-node tests)
 #
 # Exit codes: 0 up, 1 failed (see /tmp/mlsystem-slurm.log), 3 not possible here (Slurm missing and
 # not root with apt-get). Idempotent: a running cluster is left as it is.
@@ -25,6 +27,64 @@ node_ready() {
 if [ "${1:-}" = "--check" ]; then
   command -v sinfo >/dev/null && node_ready
   exit $?
+fi
+
+# A second cluster for multi-node jobs: two slurmd daemons on this one host (Debian's Slurm is built
+# with --enable-multiple-slurmd: `slurmd -N name`, one Port per node, %n in the spool/pid/log paths),
+# on ports of its own so the single-node cluster is untouched. Node names need not resolve
+# (NodeAddr=127.0.0.1); a job's MASTER_ADDR must then be given (127.0.0.1) - on a real cluster
+# Lightning takes the first node's name from SLURM_NODELIST.
+TWO=/var/lib/mlsystem-slurm-2nodes
+two_ready() {
+  [ "$(SLURM_CONF=$TWO/slurm.conf sinfo -h -N -o '%N %T' 2>/dev/null | grep -cE ' (idle|mixed|allocated|completing)')" = 2 ]
+}
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if [ "${1:-}" = "--two-nodes" ]; then
+  bash "$0" >&2 || exit $?  # munge and the single-node cluster first (installs Slurm when needed)
+  if ! two_ready; then
+    mkdir -p $TWO/state $TWO/log $TWO/spool/mlsn1 $TWO/spool/mlsn2
+    host=$(hostname -s)
+    cat >$TWO/slurm.conf <<CONF
+$MARK
+ClusterName=mlsystem2
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=6900
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=cred_expire=20
+CryptoType=crypto/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+ReturnToService=2
+StateSaveLocation=$TWO/state
+SlurmdSpoolDir=$TWO/spool/%n
+SlurmctldPidFile=$TWO/slurmctld.pid
+SlurmdPidFile=$TWO/slurmd-%n.pid
+SlurmctldLogFile=$TWO/log/slurmctld.log
+SlurmdLogFile=$TWO/log/slurmd-%n.log
+KillWait=10
+MinJobAge=300
+NodeName=mlsn1 NodeHostname=$host NodeAddr=127.0.0.1 Port=6911 CPUs=1 RealMemory=2000 State=UNKNOWN
+NodeName=mlsn2 NodeHostname=$host NodeAddr=127.0.0.1 Port=6912 CPUs=1 RealMemory=2000 State=UNKNOWN
+PartitionName=two Nodes=mlsn1,mlsn2 Default=YES MaxTime=INFINITE State=UP
+CONF
+    alive $TWO/slurmctld.pid || slurmctld -f $TWO/slurm.conf >>"$LOG" 2>&1
+    for n in mlsn1 mlsn2; do alive $TWO/slurmd-$n.pid || slurmd -f $TWO/slurm.conf -N $n >>"$LOG" 2>&1; done
+    for _ in $(seq 300); do
+      two_ready && break
+      SLURM_CONF=$TWO/slurm.conf scontrol update nodename=mlsn1,mlsn2 state=resume >>"$LOG" 2>&1 || true
+      sleep 0.2
+    done
+  fi
+  two_ready || { echo "[slurm] the 2-node cluster did not come up (see $LOG, $TWO/log/)" >&2; exit 1; }
+  echo "$TWO/slurm.conf"
+  exit 0
 fi
 
 if command -v sinfo >/dev/null && node_ready; then
@@ -103,8 +163,9 @@ EOF
 fi
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 
-pgrep -x slurmctld >/dev/null || slurmctld >>"$LOG" 2>&1
-pgrep -x slurmd >/dev/null || slurmd >>"$LOG" 2>&1
+# by pid file: the 2-node cluster's daemons have the same names
+alive /run/slurmctld.pid || slurmctld >>"$LOG" 2>&1
+alive /run/slurmd.pid || slurmd >>"$LOG" 2>&1
 for _ in $(seq 300); do
   if node_ready; then
     echo "[slurm] up: $(sinfo -h -o '%P %D %T %c' | head -1)"
