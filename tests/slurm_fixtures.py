@@ -37,3 +37,14 @@ def slurm_cluster() -> str:
 def _partition() -> str:
     out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
     return (out[0] if out else "debug").rstrip("*")
+
+
+@pytest.fixture(scope="session")
+def slurm_two_nodes(slurm_cluster) -> str:
+    """A separate 2-node cluster on this host (``scripts/slurm_up.sh --two-nodes``: two slurmd);
+    returns its ``SLURM_CONF`` (partition ``two``, nodes ``mlsn1``/``mlsn2``, one CPU each)."""
+    if os.geteuid() != 0:
+        pytest.skip("Slurm 2-node tests: starting slurmctld/slurmd needs root")
+    proc = subprocess.run(["bash", str(SCRIPT), "--two-nodes"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"scripts/slurm_up.sh --two-nodes failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout.strip().splitlines()[-1]

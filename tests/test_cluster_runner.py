@@ -18,8 +18,8 @@ from conftest import FAST, add_probe_model, cli_env, job_record, make_project, r
 from MLSystem.jobs import QueuePaths
 from MLSystem.paths import ProjectPaths
 from MLSystem.submitit_job import find_tagged, stop_markers
-from slurm_fixtures import slurm_cluster  # noqa: F401  (fixture)
-from test_submitit_job import PROBE, _assert_same_run, _segments, reference  # noqa: F401  (fixture)
+from slurm_fixtures import slurm_cluster, slurm_two_nodes  # noqa: F401  (fixtures)
+from test_submitit_job import PROBE, _assert_same_run, _segments, ddp_reference, reference  # noqa: F401  (fixtures)
 
 SLOW_PROBE = ["dataset=digits", "model=probe", "max_epochs=1", "n_train=640", "n_val=32", "batch_size=32",
               "accelerator=cpu"]  # 20 steps
@@ -30,8 +30,8 @@ def _queue(root: Path, *args: str) -> list[str]:
     return [q["job"] for q in json.loads(out)["queued"]]
 
 
-def _runner(root: Path, *args: str, fault: str | None = None) -> subprocess.Popen:
-    env = cli_env(root, **({"MLSYSTEM_RUNNER_FAULT": fault} if fault else {}))
+def _runner(root: Path, *args: str, fault: str | None = None, **env_extra: str) -> subprocess.Popen:
+    env = cli_env(root, **({"MLSYSTEM_RUNNER_FAULT": fault} if fault else {}), **env_extra)
     out = open(root / "runner-out.txt", "ab")
     return subprocess.Popen([sys.executable, "-m", "MLSystem.runner", *args], cwd=root, env=env,
                             stdout=out, stderr=subprocess.STDOUT)
@@ -75,6 +75,14 @@ def _kill_tree(pid: int) -> None:
 def _submissions(root: Path, job_id: str) -> list[str]:
     """Engine job ids submitit recorded for this queue job, over all its attempts."""
     return sorted(p.name.split("_submitted")[0] for p in (root / "queue/engine" / job_id).glob("*/*_submitted.pkl"))
+
+
+def _training(root: Path, job: str, exp, step: int) -> bool:
+    """The job's every task handles the engine's stop signal and training has reached ``step``."""
+    engine = job_record(root, job).get("engine") or {}
+    markers = stop_markers(root / engine["folder"], engine["job_id"]) if engine.get("job_id") else []
+    return bool(markers and len(markers) == markers[0]["tasks"] and exp.progress.exists()
+                and json.loads(exp.progress.read_text())["step"] >= step)
 
 
 def _engine_submissions(root: Path, record: dict) -> list[str]:
@@ -204,12 +212,7 @@ def test_stop_of_a_slurm_job_goes_through_the_engine_signal_and_resumes_exactly(
     runner = _runner(root, *flags)
     exp = ProjectPaths(root).experiment(reference.name)
 
-    def training() -> bool:
-        engine = job_record(root, job).get("engine") or {}
-        return bool(engine.get("job_id") and stop_markers(root / engine["folder"], engine["job_id"])
-                    and exp.progress.exists() and json.loads(exp.progress.read_text())["step"] >= 3)
-
-    wait_for(training, timeout=300, what="the job training on Slurm")
+    wait_for(lambda: _training(root, job, exp, 3), timeout=300, what="the job training on Slurm")
     said = run_cli(root, "MLSystem.submit", "--stop", job, check=True).stdout
     jid = job_record(root, job)["engine"]["job_id"]
     assert f"scancel --signal=USR1 {jid}" in said, said  # the engine's signal, not the stop flag
@@ -309,3 +312,55 @@ def test_an_array_job_without_its_engine_id_is_found_by_its_own_submission_file(
     assert {i: r.engine_id if r else None for i, r in found.items()} == {0: "555_0", 1: "555_1", 10: "555_10", 3: None}
     alone = executor.reattach(Job(id="job-b", kind="train", args=[], engine=engine))
     assert alone.engine_id == "556"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_two_node_job_stopped_through_the_engine_resumes_like_two_processes_on_one_machine(
+        slurm_two_nodes, tmp_path, ddp_reference):
+    root = make_project(tmp_path / "proj")
+    add_probe_model(root)
+    # one process on each of 2 nodes: the same world (2 ranks) as devices=2 on one machine
+    job = _queue(root, *PROBE, "accelerator=cpu", "devices=1", "num_nodes=2", "step_sleep=1.0")[0]
+    flags = ["--executor", "slurm", "--partition", "two", "--cpus-per-task", "1", "--mem-gb", "1"]
+    # the nodes' names do not resolve here (two slurmd on one host): the rendezvous address is given
+    env = {"SLURM_CONF": slurm_two_nodes, "MASTER_ADDR": "127.0.0.1"}
+    runner = _runner(root, *flags, **env)
+    exp = ProjectPaths(root).experiment(ddp_reference.name)
+    wait_for(lambda: _training(root, job, exp, 2), timeout=300, what="the 2-node job training")
+    jid = job_record(root, job)["engine"]["job_id"]
+    shown = subprocess.run(["squeue", "-h", "-j", jid, "-o", "%D %N"], capture_output=True, text=True,
+                           env={**os.environ, **env}).stdout.split()
+    assert shown == ["2", "mlsn[1-2]"], shown  # Slurm placed it on both nodes
+    said = run_cli(root, "MLSystem.submit", "--stop", job, check=True, env=cli_env(root, **env)).stdout
+    assert f"scancel --signal=USR1 {jid}" in said, said  # sent once both tasks handle it
+    assert _finish(runner, root) == 0
+    stopped = job_record(root, job)
+    assert (stopped["status"], stopped["exit_code"]) == ("stopped", 3), stopped
+    assert 2 <= _segments(exp.dir)[0]["to_step"] < 8
+    run_cli(root, "MLSystem.submit", "--requeue", job, check=True)
+    assert _finish(_runner(root, *flags, **env), root) == 0
+    assert [s["status"] for s in _segments(exp.dir)] == ["stopped", "complete"]
+    _assert_same_run(exp.dir, ddp_reference, steps=8)  # both ranks: the same samples and weights
+
+
+def test_a_multi_gpu_multi_node_job_asks_slurm_for_one_task_per_process(tmp_path):
+    """``devices=4 num_nodes=2`` on GPUs: the sbatch lines the runner's submission produces."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from MLSystem.cluster_executor import SubmititExecutor
+    from MLSystem.jobs import Job
+    from MLSystem.launcher_config import LauncherConfig, slurm_parameters
+
+    root = make_project(tmp_path / "proj")
+    executor = SubmititExecutor("slurm", ProjectPaths(root), LauncherConfig(partition="gpu"))
+    job = Job(id="job-1", kind="train", args=["dataset=digits", "model=mlp", "accelerator=gpu", "devices=4",
+                                              "num_nodes=2"])
+    devices, nodes, gpu = executor._resources(job)
+    assert (devices, nodes, gpu) == (4, 2, True)
+    params = slurm_parameters(executor.config, devices=devices, num_nodes=nodes, gpu=gpu)
+    params.pop("array_parallelism")
+    text = _make_sbatch_string(command="python -m x", folder=str(tmp_path), **params)
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --partition=gpu", "#SBATCH --signal=USR2@120"):
+        assert line in text, text
