@@ -288,9 +288,6 @@ class Runner:
             return [sys.executable, "-m", "MLSystem.execute_plot", *job.args]
         return [sys.executable, "-m", "MLSystem.execute_train", *job.args]
 
-    def _start(self, job: Job, where: Placement | Impossible) -> None:
-        self._start_batch([(job, where)])
-
     def _start_batch(self, claimed: list[tuple[Job, Placement | Impossible]]) -> None:
         """Start claimed jobs: one by one, or — several jobs the executor groups (a sweep on Slurm) —
         as one submission (a job array), each job's engine record written before it."""
