@@ -120,7 +120,8 @@ class SubmititExecutor:
               placement: Placement) -> Run:
         return self.start_array([(job, cmd, env, log, placement)], cwd)[0]
 
-    def start_array(self, launches: list[tuple[Job, list[str], dict[str, str], Path, Placement]], cwd: Path) -> list[Run]:
+    def start_array(self, launches: list[tuple[Job, list[str], dict[str, str], Path, Placement]],
+                    cwd: Path) -> list[Run]:
         """Submit jobs (their engine records written): one job alone, several as one job array."""
         first = launches[0][0]
         record = first.engine or self.engine_record(first)

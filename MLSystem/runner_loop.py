@@ -351,7 +351,8 @@ class Runner:
                                placement=where.to_dict(), **submitted_fields(job, run)) or job
         self.active[job.id] = Active(job, run, la.log_path, la.offset, la.stop_flag)
         how = f"{self.executor.name} job {run.engine_id}" if run.engine_id else f"pid {run.pid}"
-        self.say("started", f"started {job.id}{la.slot if not self.remote else ''} (experiment {job.experiment_id or '-'}, "
+        slot = la.slot if not self.remote else ""
+        self.say("started", f"started {job.id}{slot} (experiment {job.experiment_id or '-'}, "
                             f"attempt {job.attempts}, {how}): {' '.join(job.args)}",
                  job=job.id, experiment_id=job.experiment_id, pid=run.pid, slot=where.slot, gpus=list(where.gpus),
                  engine_id=run.engine_id)

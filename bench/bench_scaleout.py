@@ -197,8 +197,8 @@ def stop_latency(work: Path, partition: str, runs: int = 5) -> list[dict[str, fl
                                                                  cpus_per_task=1, mem_gb=1))
         log = root / "job.log"
         job = executor.submit(TrainJob([sys.executable, "-m", "MLSystem.execute_train", *args], str(root),
-                                       env={k: v for k, v in env_for(root).items() if k in ("MLSYSTEM_ROOT", "PYTHONPATH")},
-                                       log=str(log)))
+                                       env={k: v for k, v in env_for(root).items()
+                                            if k in ("MLSYSTEM_ROOT", "PYTHONPATH")}, log=str(log)))
         exp = root / "output" / "experiments"
         while not (any(exp.glob("*/progress.json")) and stop_markers(folder, str(job.job_id))):
             time.sleep(0.1)
@@ -223,7 +223,8 @@ def stop_latency(work: Path, partition: str, runs: int = 5) -> list[dict[str, fl
 def stop_rows(work: Path, partition: str, runs: int) -> list[tuple[str, str]]:
     stops, rows = stop_latency(work, partition, runs), []
     for key, what in (("handled", "the job's wrapper handled it"), ("checkpoint", "mid-epoch checkpoint on disk"),
-                      ("exited", "the job's processes exited (result file)"), ("gone", "Slurm no longer lists the job")):
+                      ("exited", "the job's processes exited (result file)"),
+                      ("gone", "Slurm no longer lists the job")):
         got = [r[key] for r in stops]
         rows.append((f"Slurm stop (scancel --signal=USR1) -> {what} (median / max of {len(got)})",
                      f"{statistics.median(got):.2f} / {max(got):.2f} s"))
