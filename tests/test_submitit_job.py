@@ -139,10 +139,10 @@ def _segments(d: Path) -> list[dict]:
 def test_local_time_limit_checkpoints_requeues_and_ends_like_an_uninterrupted_run(tmp_path, reference):
     root = make_project(tmp_path / "proj")
     add_probe_model(root)
-    # Each attempt is warned 50 s after it starts: the training (5 s per step, 14 steps) is cut
-    # mid-epoch at least once and resumed by the next attempt.
-    executor = _local(tmp_path, timeout_min=1.5, signal_delay_s=40)
-    job = executor.submit(_train_job(root, "step_sleep=5", max_requeues=5, job_id="q5"))
+    # Each attempt is warned 30 s after it starts: the training (3 s per step, 14 steps, after a
+    # start-up of 5-15 s) is cut mid-epoch at least once and resumed by the next attempt.
+    executor = _local(tmp_path, timeout_min=1.0, signal_delay_s=30)
+    job = executor.submit(_train_job(root, "step_sleep=3", max_requeues=5, job_id="q5"))
     got = _wait_outcome(job, 600)
     log = (root / "job.log").read_text()
     assert (got.kind, got.exit_code) == (FINISHED, 0), (got, log[-3000:])
