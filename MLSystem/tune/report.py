@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import math
+import sys
+import threading
 from typing import Any
 
 from MLSystem.paths import ProjectPaths
@@ -72,20 +75,53 @@ def _complete():
     return optuna.trial.TrialState.COMPLETE
 
 
+class _NoSklearnHere(importlib.abc.MetaPathFinder):
+    """Makes ``import sklearn…`` fail in one thread only (other threads import it as usual)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001 (importlib's signature)
+        if threading.get_ident() == self.thread and (name == "sklearn" or name.startswith("sklearn.")):
+            raise ModuleNotFoundError(f"No module named {name!r} (not needed by PED-ANOVA)", name=name)
+        return None
+
+
+_import_lock = threading.Lock()
+
+
+def importance_module():
+    """``optuna.importance``, imported without scikit-learn when that is not loaded yet.
+
+    The package imports scikit-learn at import time for its fANOVA and MDI evaluators (an
+    optional dependency, there only because another package pulled it in): 2-4 s here, holding
+    the GIL that the cockpit's pages need. PED-ANOVA, the evaluator used here, needs only NumPy
+    (optuna + its importance package: ~0.25 s). Optuna treats the missing scikit-learn as not
+    installed; only its fANOVA and MDI evaluators then refuse to run in this process."""
+    with _import_lock:
+        if "optuna.importance" not in sys.modules and "sklearn" not in sys.modules:
+            finder = _NoSklearnHere()
+            sys.meta_path.insert(0, finder)
+            try:
+                importlib.import_module("optuna.importance")
+            finally:
+                sys.meta_path.remove(finder)
+        return importlib.import_module("optuna.importance")
+
+
 def param_importance(study) -> dict[str, float]:
     """Optuna's parameter importance (PED-ANOVA: no extra packages); {} when it cannot tell."""
     import warnings
 
-    import optuna
-
+    importance = importance_module()
     warnings.filterwarnings("ignore", message=".*quantiles select the same set of trials.*")  # few trials
     try:
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
+        evaluator = importance.PedAnovaImportanceEvaluator()
+        return {k: float(v) for k, v in importance.get_param_importances(study, evaluator=evaluator).items()}
     except Exception:  # too few distinct trials, a single-valued parameter…: no importance to show
-        try:
-            return {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.MeanDecreaseImpurityImportanceEvaluator()).items()}
+        try:  # (needs scikit-learn: see importance_module)
+            return {k: float(v) for k, v in importance.get_param_importances(
+                study, evaluator=importance.MeanDecreaseImpurityImportanceEvaluator()).items()}
         except Exception:
             return {}
 
