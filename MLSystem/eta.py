@@ -10,11 +10,13 @@ from __future__ import annotations
 import heapq
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from itertools import chain
 
 from MLSystem.experiment_index import index_for_hints
 from MLSystem.experiment_store import trained_epochs
+from MLSystem.index_rows import norm_value
 from MLSystem.jobs import Job, Kind, Status
 from MLSystem.metrics_reader import mean_epoch_seconds
 from MLSystem.paths import ProjectPaths
@@ -36,25 +38,29 @@ class Eta:
     lower_bound: bool = False
 
 
-def _norm_value(v: Any) -> str:
-    """One spelling per value, so ``lr=0.10`` on a command line matches a recorded ``0.1``."""
-    if isinstance(v, bool):
-        return str(v).lower()
-    try:
-        return repr(float(v))
-    except (TypeError, ValueError):
-        return str(v).lower()
+def _pairs(job: Job) -> set[tuple[str, str]]:
+    """The job's ``key=value`` arguments as ``(key, normalized value)`` (as the index stores them)."""
+    return {(k, norm_value(v)) for k, v in dict(a.split("=", 1) for a in job.args if "=" in a).items()}
 
 
 class EtaModel:
-    """Epoch durations measured in past runs (``epoch_seconds`` in ``experiment.json``), for estimates."""
+    """Epoch durations measured in past runs (``epoch_seconds`` in ``experiment.json``), for estimates.
 
-    def __init__(self, project: ProjectPaths, finished: list[Job]):
+    Runs are looked up in the experiments' query index: a job's own experiment, else the runs
+    that share some of its values (the index's ``identity_kv`` table), so 100,000 experiments
+    are never all read. ``jobs``: the jobs about to be estimated, looked up together.
+    """
+
+    def __init__(self, project: ProjectPaths, finished: list[Job], jobs: list[Job] = ()):
         self.project = project
-        # Runs are read from the experiments' query index, per experiment and per dataset/model
-        # group as needed: 100,000 experiments are never loaded at once.
         self.index = index_for_hints(project)  # None: no estimates from past runs
         self._means: dict[str, float | None] = {}
+        # Every experiment of these jobs in one query, not one per job.
+        self._asked = {j.experiment_id for j in (*finished, *jobs) if j.experiment_id} if self.index else set()
+        self._recorded = self.index.epoch_seconds_of(self._asked) if self.index else {}  # id -> (seconds,)
+        self._pending = {(j.dataset, j.model, j.adapter): set() for j in jobs}
+        for j in jobs:
+            self._pending[(j.dataset, j.model, j.adapter)].update(_pairs(j))
         overheads = []
         for job in finished:
             t0, t1 = parse_iso(job.started), parse_iso(job.ended)
@@ -62,7 +68,9 @@ class EtaModel:
             if t0 and t1 and mean is not None and job.epochs_done is not None and job.epochs_before is not None:
                 overheads.append(max(0.0, (t1 - t0) - (job.epochs_done - job.epochs_before) * mean))
         self.startup = statistics.median(overheads) if overheads else DEFAULT_STARTUP_S
-        self._groups: dict[tuple, Any] = {}
+        self._postings: dict[tuple, dict[tuple[str, str], list[str]]] = {}
+        self._similar: dict[tuple, float | None] = {}
+        self._median_all: dict[tuple, float | None] = {}
 
     def _mean_of(self, experiment_id: str, recorded: float | None) -> float | None:
         if recorded is None:  # trained before experiment.json recorded epoch_seconds (or never)
@@ -75,50 +83,58 @@ class EtaModel:
         if not experiment_id:
             return None
         if experiment_id not in self._means:
-            recorded = self.index.epoch_seconds(experiment_id) if self.index else None
-            if recorded is None:
+            if experiment_id in self._asked:
+                one = self._recorded.get(experiment_id)  # None: not indexed (a new experiment)
+            else:
+                one = self.index.epoch_seconds(experiment_id) if self.index else None
+            if one is None:
                 self._means[experiment_id] = None
             else:
-                self._mean_of(experiment_id, recorded[0])
+                self._mean_of(experiment_id, one[0])
         return self._means[experiment_id]
 
     def epoch_time(self, job: Job) -> float | None:
         """The job's own experiment if it has trained, else the closest runs of the same
-        dataset/model/adapter (most overrides equal to theirs; the median of those runs)."""
+        dataset/model/adapter (most of the job's values equal to theirs; the median of those
+        runs), else the median of all of them."""
         own = self.mean(job.experiment_id)
         if own is not None:
             return own
-        group = self._group(job.dataset, job.model, job.adapter)
-        if group is None:
-            return None
-        means, index, median_all = group
-        matches: dict[int, int] = {}
-        for k, v in dict(a.split("=", 1) for a in job.args if "=" in a).items():
-            for i in index.get((k, _norm_value(v)), ()):
-                matches[i] = matches.get(i, 0) + 1
-        if not matches:
-            return median_all
-        most = max(matches.values())
-        return statistics.median(means[i] for i, n in matches.items() if n == most)
+        group = (job.dataset, job.model, job.adapter)
+        postings = self._postings_of(group, _pairs(job))
+        # Jobs of a sweep differ in values no run has (a new seed): they share one answer.
+        pairs = tuple(sorted(p for p in _pairs(job) if postings.get(p)))
+        if (group, pairs) not in self._similar:
+            # How many of the job's values each run shares (C-level counting over the lists).
+            matches = Counter(chain.from_iterable(postings[p] for p in pairs))
+            if matches:
+                most = max(matches.values())
+                similar = statistics.median(self._means[i] for i, n in matches.items() if n == most)
+            else:
+                similar = self._median_of_all(group)
+            self._similar[(group, pairs)] = similar
+        return self._similar[(group, pairs)]
 
-    def _group(self, dataset: str | None, model: str | None, adapter: str | None):
-        """Runs of one dataset/model(/adapter): their means, a ``(key, value) -> runs`` index and
-        the median of all, built once (1,000 pending jobs x 10,000 runs stays fast)."""
-        key = (dataset, model, adapter)
-        if key not in self._groups:
-            means: list[float] = []
-            index: dict[tuple[str, str], list[int]] = {}
-            for eid, sel, values, recorded in (self.index.candidates(dataset, model) if self.index else ()):
-                if adapter and sel.get("adapter") != adapter:
-                    continue
+    def _postings_of(self, group: tuple, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """``(key, value) -> runs`` (those with a mean epoch time) of a group, for the values of
+        every job of the group at once (the ones passed to the constructor) and ``pairs``."""
+        postings = self._postings.setdefault(group, {})
+        missing = [p for p in {*pairs, *self._pending.pop(group, ())} if p not in postings]
+        if missing and self.index is not None:
+            for p in missing:
+                postings[p] = []
+            for key, value, eid, recorded in self.index.runs_sharing(*group, missing):
                 mean = self._means[eid] if eid in self._means else self._mean_of(eid, recorded)
-                if mean is None:
-                    continue
-                for k, v in values.items():
-                    index.setdefault((k, _norm_value(v)), []).append(len(means))
-                means.append(mean)
-            self._groups[key] = (means, index, statistics.median(means)) if means else None
-        return self._groups[key]
+                if mean is not None:
+                    postings[(key, value)].append(eid)
+        return postings
+
+    def _median_of_all(self, group: tuple) -> float | None:
+        if group not in self._median_all:
+            recorded, unrecorded = self.index.group_epoch_seconds(*group) if self.index else ([], [])
+            means = recorded + [m for eid in unrecorded if (m := self.mean(eid)) is not None]
+            self._median_all[group] = statistics.median(means) if means else None
+        return self._median_all[group]
 
     def trained(self, experiment_id: str | None) -> int:
         return trained_epochs(self.project.experiment(experiment_id)) if experiment_id else 0
@@ -145,7 +161,7 @@ def estimate(queue: JobQueue, jobs: list[Job] | None = None, slots: int | None =
     jobs = queue.list([Status.RUNNING, Status.PENDING]) if jobs is None else jobs
     if slots is None:
         slots = int((queue.active_runner() or {}).get("slots") or 1)
-    model = EtaModel(queue.project, queue.list([Status.FINISHED]))
+    model = EtaModel(queue.project, queue.list([Status.FINISHED]), jobs)
     trained: dict[str, int] = {}
     exp_free: dict[str, float] = {}  # experiment -> when its queued work ends
     lanes: list[float] = []  # when each busy lane frees, seconds from now

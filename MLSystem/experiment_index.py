@@ -12,8 +12,9 @@ The folders stay the source of truth; the index is a cache that pages, filters a
   whose stamp differs — it catches hand edits. Up to ``FULL_CHECK_MAX`` experiments every
   refresh is full. A missing, corrupt or older-schema index is rebuilt. Rows are read through
   the experiment store (a garbled ``experiment.json`` is a "damaged" row with the reason);
-* queries: :meth:`page` (filter, sort, page) and :meth:`candidates` (same dataset/model, for
-  the nearest-experiment diff and ETAs).
+* queries: :meth:`page` (filter, sort, page), :meth:`candidates` (same dataset/model, for
+  the nearest-experiment diff) and :meth:`runs_sharing` (runs with some of a job's values, for
+  queue ETAs: the ``identity_kv`` table of (key, value, id), rewritten with each row).
 
 Several processes may refresh at once: SQLite's WAL mode and one transaction per refresh.
 A folder's row is ``index_rows``'s, the SQLite file's schema and damage handling ``index_sqlite``'s.
@@ -29,11 +30,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from MLSystem import experiment_store as store
 from MLSystem import index_sqlite
-from MLSystem.index_rows import COLS, folder_stamp, row_from_files, scan_folders
+from MLSystem.index_rows import COLS, folder_stamp, identity_pairs, row_from_files, scan_folders
 from MLSystem.index_sqlite import delete_index, ensure_schema, is_corrupt
 from MLSystem.paths import ProjectPaths
 from MLSystem.records import ExperimentStatus
@@ -156,6 +157,10 @@ class ExperimentIndexDB:
                 con.executemany(f"INSERT OR REPLACE INTO experiments ({','.join(COLS)}) "
                                 f"VALUES ({','.join('?' * len(COLS))})", rows)
                 con.executemany("DELETE FROM experiments WHERE id = ?", [(n,) for n in set(gone)])
+                if not rebuilt:
+                    con.executemany("DELETE FROM identity_kv WHERE id = ?", [(r[0],) for r in rows] + [(n,) for n in set(gone)])
+                con.executemany("INSERT OR IGNORE INTO identity_kv (key, value, id) VALUES (?, ?, ?)",
+                                [pair for row in rows for pair in identity_pairs(row)])
                 total = con.execute("SELECT count(*) FROM experiments").fetchone()[0]
                 con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                 [("root_mtime", root_mtime), ("log_id", log_id), ("log_offset", str(log_size)),
@@ -230,6 +235,47 @@ class ExperimentIndexDB:
         values = json.loads("[" + ",".join(r[3] for r in rows) + "]")
         return [(r[0], {"dataset": dataset, "model": model, "adapter": r[1], "init_from": r[2]}, values[i], r[4])
                 for i, r in enumerate(rows)]
+
+    def epoch_seconds_of(self, ids: Iterable[str]) -> dict[str, tuple[float | None]]:
+        """``{id: (mean epoch seconds or None,)}`` of the indexed experiments among ``ids`` (one query)."""
+        ids = list(dict.fromkeys(i for i in ids if i))
+        out: dict[str, tuple[float | None]] = {}
+        with self.connect() as con:
+            for k in range(0, len(ids), 500):  # SQLite's limit on bound variables
+                chunk = ids[k:k + 500]
+                out.update((r[0], (r[1],)) for r in con.execute(
+                    f"SELECT id, epoch_seconds FROM experiments WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return out
+
+    def _group(self, dataset: str | None, model: str | None, adapter: str | None) -> tuple[str, list]:
+        clause, args = "e.dataset = ? AND e.model = ?", [dataset, model]
+        if adapter:
+            clause, args = clause + " AND e.adapter = ?", args + [adapter]
+        return clause, args
+
+    def runs_sharing(self, dataset: str | None, model: str | None, adapter: str | None,
+                     pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, float | None]]:
+        """``(key, value, id, mean epoch seconds or None)`` for every run of a dataset/model (and
+        ``adapter`` unless empty) whose identity has one of the ``(key, normalized value)`` pairs
+        (``index_rows.norm_value``): the ``identity_kv`` table's index finds them without reading
+        the other runs."""
+        clause, args = self._group(dataset, model, adapter)
+        out: list[tuple[str, str, str, float | None]] = []
+        with self.connect() as con:
+            for key, value in dict.fromkeys(pairs):
+                out += con.execute("SELECT kv.key, kv.value, kv.id, e.epoch_seconds FROM identity_kv kv "
+                                   f"JOIN experiments e ON e.id = kv.id WHERE kv.key = ? AND kv.value = ? AND {clause}",
+                                   [key, value, *args]).fetchall()
+        return out
+
+    def group_epoch_seconds(self, dataset: str | None, model: str | None,
+                            adapter: str | None) -> tuple[list[float], list[str]]:
+        """The recorded mean epoch seconds of the runs of a dataset/model (and ``adapter`` unless
+        empty), and the IDs of those without one (older records or no epoch yet: see their metrics)."""
+        clause, args = self._group(dataset, model, adapter)
+        with self.connect() as con:
+            rows = con.execute(f"SELECT e.id, e.epoch_seconds FROM experiments e WHERE {clause}", args).fetchall()
+        return [r[1] for r in rows if r[1] is not None], [r[0] for r in rows if r[1] is None]
 
     def epoch_seconds(self, experiment_id: str) -> tuple[float | None] | None:
         """``(mean epoch seconds or None,)`` of an indexed experiment; None if it is not indexed."""

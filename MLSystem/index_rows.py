@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from MLSystem import experiment_store as store
 from MLSystem.errors import CorruptFileError
@@ -17,6 +18,24 @@ from MLSystem.records import ExperimentRecord, ExperimentStatus
 
 COLS = ("id", "dataset", "model", "adapter", "status", "epochs_done", "max_epochs", "created", "updated", "parent",
         "init_from", "identity_values", "epoch_seconds", "error", "metric_modes", "stamp")
+_VALUES = COLS.index("identity_values")
+
+
+def norm_value(v: Any) -> str:
+    """One spelling per identity value (``lr=0.10`` on a command line matches a recorded ``0.1``;
+    ``True`` and ``true`` alike), as the index's ``identity_kv`` table stores them."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    try:
+        return repr(float(v))
+    except (TypeError, ValueError):
+        return str(v).lower()
+
+
+def identity_pairs(row: tuple) -> list[tuple[str, str, str]]:
+    """``(key, normalized value, id)`` of every identity value of an index row."""
+    values = json.loads(row[_VALUES])
+    return [(k, norm_value(v), row[0]) for k, v in values.items()]
 
 
 def scan_folders(root: str, *, stat: bool) -> dict[str, str]:

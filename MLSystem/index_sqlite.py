@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA = (
     "DROP TABLE IF EXISTS experiments",
@@ -27,6 +27,11 @@ _SCHEMA = (
     "CREATE INDEX exp_sel ON experiments(dataset, model, updated)",
     "CREATE INDEX exp_status ON experiments(status)",
     "CREATE INDEX exp_epochs ON experiments(epochs_done)",
+    # Each experiment's identity values as (key, normalized value) pairs (index_rows.norm_value):
+    # queue ETAs look up the runs that share a job's values without reading every row.
+    "DROP TABLE IF EXISTS identity_kv",
+    "CREATE TABLE identity_kv (key TEXT, value TEXT, id TEXT, PRIMARY KEY (key, value, id)) WITHOUT ROWID",
+    "CREATE INDEX kv_id ON identity_kv(id)",
     "DROP TABLE IF EXISTS meta",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
 )

@@ -50,6 +50,9 @@ check();
 """
 
 
+LRS, BATCH_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1), (32, 64, 128)  # identity values many experiments share
+
+
 def make_project(root: Path, n_exp: int, n_jobs: int) -> str:
     """Synthetic experiments and pending jobs; returns the ID of the one a running job trains."""
     shutil.copytree(REPO / "configs", root / "configs")
@@ -60,9 +63,10 @@ def make_project(root: Path, n_exp: int, n_jobs: int) -> str:
         d = exps / eid
         (d / "checkpoints").mkdir(parents=True)
         model = ("cnn", "mlp")[i % 2]
+        values = {"seed": i, "lr": LRS[i % len(LRS)], "batch_size": BATCH_SIZES[i % len(BATCH_SIZES)]}
         meta = {"id": eid, "dataset": "digits", "model": model, "adapter": "digits",
-                "identity": {"dataset": "digits", "model": model, "adapter": "digits", "params": {"seed": i}},
-                "identity_values": {"seed": i}, "parent": None, "created": f"2026-01-01T00:00:{i % 60:02d}+00:00",
+                "identity": {"dataset": "digits", "model": model, "adapter": "digits", "params": values},
+                "identity_values": values, "parent": None, "created": f"2026-01-01T00:00:{i % 60:02d}+00:00",
                 "updated": f"2026-01-02T{i % 24:02d}:{i % 60:02d}:00+00:00", "status": "complete", "max_epochs": 2,
                 "epochs_done": 2, "epoch_seconds": 1.0 + (i % 7) / 10, "segments": []}
         (d / "experiment.json").write_text(json.dumps(meta))
@@ -76,7 +80,10 @@ def make_project(root: Path, n_exp: int, n_jobs: int) -> str:
                  for e in (1, 2)]
         (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     queue = JobQueue(ProjectPaths(root))
-    queue.add_many([Job(id=new_job_id(), kind="train", args=["dataset=digits", "model=cnn", f"seed={n_exp + k}"],
+    # A sweep: new seeds (no run has them) over values many runs share, as ETAs meet them.
+    queue.add_many([Job(id=new_job_id(), kind="train", args=["dataset=digits", "model=cnn", f"seed={n_exp + k}",
+                                                             f"lr={LRS[k % len(LRS)]}",
+                                                             f"batch_size={BATCH_SIZES[k % len(BATCH_SIZES)]}"],
                         experiment_id=f"{n_exp + k:012x}", action="new", dataset="digits", model="cnn",
                         adapter="digits", max_epochs=2) for k in range(n_jobs)])
     live = f"{n_exp + 10**6:012x}"

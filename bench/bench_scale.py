@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,7 +88,11 @@ def core(root: Path, n_exp: int, trials: int) -> list[tuple[str, float, str]]:
     rows.append((f"nearest-experiment diff of a new config ({why})", t2, "<= 1.5 s"))
     queue = JobQueue(paths)
     t, etas = timed(estimate, queue)
-    rows.append((f"ETAs of {len(etas)} pending jobs", t, "<= 1.5 s"))
+    rows.append((f"ETAs of {len(etas)} pending jobs (a sweep over lr and batch_size, new seeds)", t, "<= 1.5 s"))
+    env = dict(os.environ, MLSYSTEM_ROOT=str(root), PYTHONPATH=str(REPO))
+    t, _ = timed(subprocess.run, [sys.executable, "-m", "MLSystem.submit", "--list", "--json"], cwd=root, env=env,
+                 check=True, stdout=subprocess.DEVNULL)
+    rows.append(("`submit --list --json` command (process start, imports, the jobs with their ETAs)", t, "-"))
     ids = [r["id"] for r in page[:10]]
     t, _ = timed(compare, paths, ids, with_curves=True)
     rows.append(("compare of 10 experiments (params, best/last, curves)", t, "<= 1.5 s"))

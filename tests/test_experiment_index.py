@@ -12,6 +12,7 @@ from MLSystem.experiment_index import ExperimentIndexDB, index_file
 from MLSystem.utils.change_log import mark_changed
 from MLSystem.builder import nearest_experiment
 from MLSystem.experiment_store import init_record, update_record
+from MLSystem.index_rows import norm_value
 from MLSystem.paths import ProjectPaths
 
 
@@ -98,3 +99,27 @@ def test_nearest_experiment_comes_from_the_index(tmp_path):
     assert eid in ("0000000000a1", "0000000000a2") and diff == [f"lr: {0.001 if eid.endswith('1') else 0.002} -> 0.003"]
     mark_changed(paths.experiment("0000000000a1").dir)  # harmless extra lines
     assert nearest_experiment(paths, ident, {"lr": 0.003, "seed": 1}, exclude=eid)[0] != eid
+
+
+def test_runs_sharing_a_value_follow_rewrites_and_removals(tmp_path, monkeypatch):
+    """ETAs find the runs that share a job's values through the index's (key, value) table: a
+    rewritten record's old values and a removed folder's values are gone from it."""
+    from MLSystem import experiment_index
+
+    monkeypatch.setattr(experiment_index, "FULL_CHECK_MAX", 0)  # quick refreshes (change log)
+    paths = ProjectPaths(tmp_path)
+    make(paths, "0000000000a1", lr=0.1)
+    make(paths, "0000000000a2", lr=0.1)
+    make(paths, "0000000000b1", model="mlp", lr=0.1)
+    db = ExperimentIndexDB(paths)
+    db.refresh()
+    sharing = lambda *pairs: sorted((k, v, eid) for k, v, eid, _ in db.runs_sharing(
+        "digits", "cnn", "digits", [(k, norm_value(v)) for k, v in pairs]))
+    # Values spelled as on a command line ("0.10", "1") match the recorded 0.1 and 1.
+    assert sharing(("lr", "0.10"), ("seed", "1")) == [("lr", "0.1", "0000000000a1"), ("lr", "0.1", "0000000000a2"),
+                                                      ("seed", "1.0", "0000000000a1"), ("seed", "1.0", "0000000000a2")]
+    update_record(paths.experiment("0000000000a1"), identity_values={"lr": 0.3, "seed": 1})
+    shutil.rmtree(paths.experiment("0000000000a2").dir)
+    db.refresh()
+    assert sharing(("lr", "0.1")) == [] and sharing(("lr", "0.3")) == [("lr", "0.3", "0000000000a1")]
+    assert db.group_epoch_seconds("digits", "cnn", None) == ([], ["0000000000a1"])  # none recorded yet

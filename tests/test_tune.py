@@ -158,3 +158,28 @@ def test_a_trial_waiting_for_another_job_is_told_when_that_job_ends(project):
     make_hook(ProjectPaths.discover()).job_ended(queue.complete(job, Status.FINISHED, exit_code=0))
     [trial] = show(project, "shared")["trials"]
     assert trial["state"] == "complete" and trial["value"] == 0.25 and trial["experiment_id"] == manual["experiment_id"]
+
+
+IMPORTANCE = """
+import sys
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from MLSystem.tune.report import param_importance
+study = optuna.create_study(direction="maximize")
+dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "batch_size": CategoricalDistribution((32, 64))}
+for i in range(8):
+    study.add_trial(optuna.trial.create_trial(params={"lr": 1e-4 * 2 ** i, "batch_size": (32, 64)[i % 2]},
+                                              distributions=dists, value=i / 10))
+print(sorted(param_importance(study)), "sklearn" in sys.modules)
+import sklearn.ensemble  # still importable by other code in the process
+"""
+
+
+def test_parameter_importance_does_not_import_scikit_learn(tmp_path):
+    """PED-ANOVA needs only NumPy: the study page's importance does not pay scikit-learn's
+    seconds of imports (which also held the cockpit's GIL) where another package installed it."""
+    pytest.importorskip("sklearn")  # without it there is nothing to avoid
+    proc = subprocess.run([sys.executable, "-c", IMPORTANCE], cwd=tmp_path, env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['batch_size',", "'lr']", "False"]
