@@ -1,11 +1,12 @@
-"""Cockpit benchmarks: ``python bench/bench_gui.py [--experiments 10000] [--jobs 1000] [--samples 20]``.
+"""Cockpit benchmarks: ``python bench/bench_gui.py [--experiments 10000] [--jobs 1000] [--samples 20] [--repeats 3]``.
 
 Builds a throw-away project (configs + definitions) with N synthetic experiments (metadata, state,
 two checkpoint files, a short metrics log each) and M pending jobs, starts
 ``python -m MLSystem.gui_start`` on it and drives Debian's headless chromium (selenium):
 
-* page load: from ``driver.get`` until the page shows its data (first visit after the server
-  started = cold caches, then a second visit);
+* page load: until the page shows its data, in page and by webdriver (:func:`visit_time`); first
+  visit after the server started (cold caches, the cockpit's warm-up running), then a second
+  visit; ``--repeats`` times, each with a new browser and a new cockpit;
 * metric -> chart latency: a running job's ``metrics.jsonl`` gets a row with a new step; the time
   until that step is the last point of the live loss chart in the browser (polled every 5 ms in
   the page itself).
@@ -173,11 +174,19 @@ def visit_time(driver, url: str, ready: str, timeout: float = 30.0) -> tuple[flo
     return shown[1] / 1000, wall
 
 
+def cell(times: list[tuple[float, float]]) -> str:
+    """Median in page (median webdriver) and every run's in-page time."""
+    shown = statistics.median(t for t, _ in times)
+    return (f"{shown:.2f} s ({statistics.median(w for _, w in times):.2f} s)"
+            + (f": {', '.join(f'{t:.2f}' for t, _ in times)}" if len(times) > 1 else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiments", type=int, default=10000)
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=20, help="metric -> chart latency samples")
+    ap.add_argument("--repeats", type=int, default=3, help="page visits: a new browser and cockpit each time")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlsystem-bench-gui-"))
     try:
@@ -185,47 +194,35 @@ def main() -> None:
         live = make_project(tmp, args.experiments, args.jobs)
         print(f"(built {args.experiments} experiments, {args.jobs} jobs in {time.perf_counter() - t:.1f}s)",
               file=sys.stderr)
-        port = free_port()
-        gui = start_gui(tmp, port)
-        base = f"http://127.0.0.1:{port}"
-        driver = browser()
-        rows = []
-        try:
-            pages = [("/experiments", f"{args.experiments} experiments", "experiments table (first page of 50)"),
-                     ("/queue", f"Pending ({args.jobs})", "queue (pending jobs with ETAs, 25 per page)"),
-                     ("/checkpoints", "checkpoints", "checkpoints (first 5,000 listed, 50 shown)"),
-                     ("/", "new experiment", "add job: form + preview"),
-                     ("/live", f"experiment {live}", "live training view"),
-                     (f"/experiments/{0:012x}", "Lineage", "experiment detail")]
-            for path, ready, what in pages:
-                cold = load_time(driver, base + path, ready)
-                warm = load_time(driver, base + path, ready)
-                rows.append((what, cold, warm))
-            driver.get(base + "/live")
-            load_time(driver, base + "/live", f"experiment {live}")
-            metrics = tmp / "output" / "experiments" / live / "metrics.jsonl"
-            latencies = []
-            driver.set_script_timeout(15)
-            for k in range(1, args.samples + 1):
-                time.sleep(0.3)  # land at a random point of the view's 0.5 s tick
-                with open(metrics, "a") as fh:
-                    t0 = time.perf_counter()
-                    # Stamped like the training callback's rows: the live view follows the event
-                    # stream, which carries rows with their write time.
-                    fh.write(json.dumps({"step": k, "epoch": 0, "loss": 1.0 / k, "lr": 1e-3,
-                                         "time": round(time.time(), 3)}) + "\n")
-                waited = driver.execute_async_script(LAST_STEP_JS, k)
-                if waited < 0:
-                    raise SystemExit(f"step {k} never drawn")
-                latencies.append(time.perf_counter() - t0)
-        finally:
-            driver.quit()
-            gui.terminate()
-            gui.wait(timeout=30)
-        print(f"| page ({args.experiments:,} experiments, {args.jobs:,} jobs) | first visit | second visit | target |")
+        pages = [("/experiments", f"{args.experiments} experiments", "experiments table (first page of 50)"),
+                 ("/queue", f"Pending ({args.jobs})", "queue (pending jobs with ETAs, 25 per page)"),
+                 ("/checkpoints", "checkpoints", "checkpoints (first 5,000 listed, 50 shown)"),
+                 ("/", "new experiment", "add job: form + preview"),
+                 ("/live", f"experiment {live}", "live training view"),
+                 (f"/experiments/{0:012x}", "Lineage", "experiment detail")]
+        visits: dict[str, tuple[list, list]] = {what: ([], []) for _, _, what in pages}
+        latencies = []
+        for run in range(args.repeats):
+            driver = browser()  # started first: its own start-up is not the cockpit's
+            port = free_port()
+            gui = start_gui(tmp, port)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                for path, ready, what in pages:
+                    visits[what][0].append(visit_time(driver, base + path, ready))
+                    visits[what][1].append(visit_time(driver, base + path, ready))
+                if run == 0:
+                    latencies = live_latency(driver, base, tmp, live, args.samples)
+            finally:
+                driver.quit()
+                gui.terminate()
+                gui.wait(timeout=30)
+        print(f"| page ({args.experiments:,} experiments, {args.jobs:,} jobs), in page (webdriver) | first visit "
+              f"| second visit | target |")
         print("|---|---|---|---|")
-        for what, cold, warm in rows:
-            print(f"| {what} | {cold:.2f} s | {warm:.2f} s | <= 1.5 s {'ok' if max(cold, warm) <= 1.5 else 'over'} |")
+        for what, (cold, warm) in visits.items():
+            worst = max(t for t, _ in cold + warm)  # every run within the target, not the median
+            print(f"| {what} | {cell(cold)} | {cell(warm)} | <= 1.5 s {'ok' if worst <= 1.5 else 'over'} |")
         lat = sorted(latencies)
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
         print(f"| metric row written -> drawn in the live chart ({len(lat)} samples) | median "
@@ -233,6 +230,27 @@ def main() -> None:
               f"{'ok' if lat[-1] <= 1.0 else 'over'} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def live_latency(driver, base: str, root: Path, live: str, samples: int) -> list[float]:
+    """Seconds from a metric row written to the live chart drawing it, ``samples`` times."""
+    load_time(driver, base + "/live", f"experiment {live}")
+    metrics = root / "output" / "experiments" / live / "metrics.jsonl"
+    latencies = []
+    driver.set_script_timeout(15)
+    for k in range(1, samples + 1):
+        time.sleep(0.3)  # land at a random point of the view's 0.5 s tick
+        with open(metrics, "a") as fh:
+            t0 = time.perf_counter()
+            # Stamped like the training callback's rows: the live view follows the event
+            # stream, which carries rows with their write time.
+            fh.write(json.dumps({"step": k, "epoch": 0, "loss": 1.0 / k, "lr": 1e-3,
+                                 "time": round(time.time(), 3)}) + "\n")
+        waited = driver.execute_async_script(LAST_STEP_JS, k)
+        if waited < 0:
+            raise SystemExit(f"step {k} never drawn")
+        latencies.append(time.perf_counter() - t0)
+    return latencies
 
 
 if __name__ == "__main__":

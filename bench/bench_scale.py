@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_gui import browser, free_port, make_project, start_gui, visit_time  # noqa: E402
+from bench_gui import browser, cell, free_port, make_project, start_gui, visit_time  # noqa: E402
 
 from MLSystem.paths import ProjectPaths  # noqa: E402
 
@@ -192,11 +192,6 @@ def main() -> None:
             ids = [r["id"] for r in ExperimentIndexDB(ProjectPaths(root)).page()[0][:10]]
             print(f"\n| page ({args.experiments:,} experiments), in page (webdriver) | first visit | second visit "
                   f"| target |\n|---|---|---|---|")
-
-            def cell(times: list[tuple[float, float]]) -> str:
-                shown = statistics.median(t for t, _ in times)
-                return (f"{shown:.2f} s ({statistics.median(w for _, w in times):.2f} s)" + (
-                    f": {', '.join(f'{t:.2f}' for t, _ in times)}" if len(times) > 1 else ""))
 
             for what, first, second in pages(root, args.experiments, ids, args.repeats):
                 worst = max(t for t, _ in first + second)  # every run within the target, not the median
