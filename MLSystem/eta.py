@@ -121,19 +121,20 @@ class EtaModel:
         postings = self._postings.setdefault(group, {})
         missing = [p for p in {*pairs, *self._pending.pop(group, ())} if p not in postings]
         if missing and self.index is not None:
-            for p in missing:
-                postings[p] = []
-            for key, value, eid, recorded in self.index.runs_sharing(*group, missing):
-                mean = self._means[eid] if eid in self._means else self._mean_of(eid, recorded)
-                if mean is not None:
-                    postings[(key, value)].append(eid)
+            for pair, runs in self.index.runs_sharing(*group, missing).items():
+                for eid, recorded in runs:
+                    if eid not in self._means:
+                        self._mean_of(eid, recorded)
+                postings[pair] = [eid for eid, _ in runs if self._means[eid] is not None]
         return postings
 
     def _median_of_all(self, group: tuple) -> float | None:
         if group not in self._median_all:
-            recorded, unrecorded = self.index.group_epoch_seconds(*group) if self.index else ([], [])
-            means = recorded + [m for eid in unrecorded if (m := self.mean(eid)) is not None]
-            self._median_all[group] = statistics.median(means) if means else None
+            median, unrecorded = self.index.epoch_seconds_median(*group) if self.index else (None, [])
+            more = [m for eid in unrecorded if (m := self.mean(eid)) is not None]
+            if more:  # runs recorded before epoch_seconds was: all values needed (rare)
+                median = statistics.median(self.index.group_epoch_seconds(*group) + more)
+            self._median_all[group] = median
         return self._median_all[group]
 
     def trained(self, experiment_id: str | None) -> int:

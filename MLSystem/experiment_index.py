@@ -159,7 +159,8 @@ class ExperimentIndexDB:
                 con.executemany("DELETE FROM experiments WHERE id = ?", [(n,) for n in set(gone)])
                 if not rebuilt:
                     con.executemany("DELETE FROM identity_kv WHERE id = ?", [(r[0],) for r in rows] + [(n,) for n in set(gone)])
-                con.executemany("INSERT OR IGNORE INTO identity_kv (key, value, id) VALUES (?, ?, ?)",
+                con.executemany("INSERT OR IGNORE INTO identity_kv (key, value, dataset, model, adapter, id, "
+                                "epoch_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [pair for row in rows for pair in identity_pairs(row)])
                 total = con.execute("SELECT count(*) FROM experiments").fetchone()[0]
                 con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -247,35 +248,38 @@ class ExperimentIndexDB:
                     f"SELECT id, epoch_seconds FROM experiments WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return out
 
-    def _group(self, dataset: str | None, model: str | None, adapter: str | None) -> tuple[str, list]:
-        clause, args = "e.dataset = ? AND e.model = ?", [dataset, model]
-        if adapter:
-            clause, args = clause + " AND e.adapter = ?", args + [adapter]
-        return clause, args
-
     def runs_sharing(self, dataset: str | None, model: str | None, adapter: str | None,
-                     pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, float | None]]:
-        """``(key, value, id, mean epoch seconds or None)`` for every run of a dataset/model (and
-        ``adapter`` unless empty) whose identity has one of the ``(key, normalized value)`` pairs
-        (``index_rows.norm_value``): the ``identity_kv`` table's index finds them without reading
-        the other runs."""
-        clause, args = self._group(dataset, model, adapter)
-        out: list[tuple[str, str, str, float | None]] = []
+                     pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, float | None]]]:
+        """For each ``(key, normalized value)`` pair (``index_rows.norm_value``), ``(id, mean epoch
+        seconds)`` of the runs of a dataset/model (and ``adapter`` unless empty) whose identity
+        has it: one range of the ``identity_kv`` table's key each, the other runs are not read."""
+        clause, args = _selection(dataset, model, adapter)
         with self.connect() as con:
-            for key, value in dict.fromkeys(pairs):
-                out += con.execute("SELECT kv.key, kv.value, kv.id, e.epoch_seconds FROM identity_kv kv "
-                                   f"JOIN experiments e ON e.id = kv.id WHERE kv.key = ? AND kv.value = ? AND {clause}",
-                                   [key, value, *args]).fetchall()
-        return out
+            return {(key, value): con.execute(f"SELECT id, epoch_seconds FROM identity_kv WHERE key = ? AND value = ? "
+                                              f"AND {clause}", [key, value, *args]).fetchall()
+                    for key, value in dict.fromkeys(pairs)}
 
-    def group_epoch_seconds(self, dataset: str | None, model: str | None,
-                            adapter: str | None) -> tuple[list[float], list[str]]:
-        """The recorded mean epoch seconds of the runs of a dataset/model (and ``adapter`` unless
-        empty), and the IDs of those without one (older records or no epoch yet: see their metrics)."""
-        clause, args = self._group(dataset, model, adapter)
+    def epoch_seconds_median(self, dataset: str | None, model: str | None,
+                             adapter: str | None) -> tuple[float | None, list[str]]:
+        """The median of the recorded mean epoch seconds of the runs of a dataset/model (and
+        ``adapter`` unless empty; computed by SQLite), and the IDs of the runs without one
+        (older records, or no epoch yet: their metrics logs tell)."""
+        clause, args = _selection(dataset, model, adapter)
         with self.connect() as con:
-            rows = con.execute(f"SELECT e.id, e.epoch_seconds FROM experiments e WHERE {clause}", args).fetchall()
-        return [r[1] for r in rows if r[1] is not None], [r[0] for r in rows if r[1] is None]
+            n = con.execute(f"SELECT count(epoch_seconds) FROM experiments WHERE {clause}", args).fetchone()[0]
+            mid = [r[0] for r in con.execute(f"SELECT epoch_seconds FROM experiments WHERE {clause} AND epoch_seconds "
+                                             "IS NOT NULL ORDER BY epoch_seconds LIMIT ? OFFSET ?",
+                                             [*args, 2 - n % 2, (n - 1) // 2])] if n else []
+            unrecorded = [r[0] for r in con.execute(f"SELECT id FROM experiments WHERE {clause} AND epoch_seconds "
+                                                    "IS NULL", args)]
+        return (sum(mid) / len(mid) if mid else None), unrecorded
+
+    def group_epoch_seconds(self, dataset: str | None, model: str | None, adapter: str | None) -> list[float]:
+        """Every recorded mean epoch seconds of the runs of a dataset/model (and ``adapter`` unless empty)."""
+        clause, args = _selection(dataset, model, adapter)
+        with self.connect() as con:
+            return [r[0] for r in con.execute(f"SELECT epoch_seconds FROM experiments WHERE {clause} "
+                                              "AND epoch_seconds IS NOT NULL", args)]
 
     def epoch_seconds(self, experiment_id: str) -> tuple[float | None] | None:
         """``(mean epoch seconds or None,)`` of an indexed experiment; None if it is not indexed."""
@@ -286,6 +290,13 @@ class ExperimentIndexDB:
     def count(self) -> int:
         with self.connect() as con:
             return con.execute("SELECT count(*) FROM experiments").fetchone()[0]
+
+
+def _selection(dataset: str | None, model: str | None, adapter: str | None) -> tuple[str, list]:
+    """WHERE clause and arguments of the runs of a dataset/model (and ``adapter`` unless empty)."""
+    if adapter:
+        return "dataset = ? AND model = ? AND adapter = ?", [dataset, model, adapter]
+    return "dataset = ? AND model = ?", [dataset, model]
 
 
 _shared: dict[str, tuple[float, ExperimentIndexDB]] = {}

@@ -18,7 +18,7 @@ from MLSystem.records import ExperimentRecord, ExperimentStatus
 
 COLS = ("id", "dataset", "model", "adapter", "status", "epochs_done", "max_epochs", "created", "updated", "parent",
         "init_from", "identity_values", "epoch_seconds", "error", "metric_modes", "stamp")
-_VALUES = COLS.index("identity_values")
+_VALUES, _SECONDS = COLS.index("identity_values"), COLS.index("epoch_seconds")
 
 
 def norm_value(v: Any) -> str:
@@ -32,10 +32,12 @@ def norm_value(v: Any) -> str:
         return str(v).lower()
 
 
-def identity_pairs(row: tuple) -> list[tuple[str, str, str]]:
-    """``(key, normalized value, id)`` of every identity value of an index row."""
+def identity_pairs(row: tuple) -> list[tuple]:
+    """The ``identity_kv`` rows of an index row: ``(key, normalized value, dataset, model,
+    adapter, id, epoch_seconds)`` for each identity value."""
     values = json.loads(row[_VALUES])
-    return [(k, norm_value(v), row[0]) for k, v in values.items()]
+    rest = (row[1], row[2], row[3], row[0], row[_SECONDS])
+    return [(k, norm_value(v), *rest) for k, v in values.items()]
 
 
 def scan_folders(root: str, *, stat: bool) -> dict[str, str]:

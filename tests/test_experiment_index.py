@@ -113,13 +113,28 @@ def test_runs_sharing_a_value_follow_rewrites_and_removals(tmp_path, monkeypatch
     make(paths, "0000000000b1", model="mlp", lr=0.1)
     db = ExperimentIndexDB(paths)
     db.refresh()
-    sharing = lambda *pairs: sorted((k, v, eid) for k, v, eid, _ in db.runs_sharing(
-        "digits", "cnn", "digits", [(k, norm_value(v)) for k, v in pairs]))
+
+    def sharing(*pairs) -> dict[str, list[str]]:
+        found = db.runs_sharing("digits", "cnn", "digits", [(k, norm_value(v)) for k, v in pairs])
+        return {f"{k}={v}": sorted(eid for eid, _ in runs) for (k, v), runs in found.items()}
+
     # Values spelled as on a command line ("0.10", "1") match the recorded 0.1 and 1.
-    assert sharing(("lr", "0.10"), ("seed", "1")) == [("lr", "0.1", "0000000000a1"), ("lr", "0.1", "0000000000a2"),
-                                                      ("seed", "1.0", "0000000000a1"), ("seed", "1.0", "0000000000a2")]
+    assert sharing(("lr", "0.10"), ("seed", "1")) == {"lr=0.1": ["0000000000a1", "0000000000a2"],
+                                                     "seed=1.0": ["0000000000a1", "0000000000a2"]}
     update_record(paths.experiment("0000000000a1"), identity_values={"lr": 0.3, "seed": 1})
     shutil.rmtree(paths.experiment("0000000000a2").dir)
     db.refresh()
-    assert sharing(("lr", "0.1")) == [] and sharing(("lr", "0.3")) == [("lr", "0.3", "0000000000a1")]
-    assert db.group_epoch_seconds("digits", "cnn", None) == ([], ["0000000000a1"])  # none recorded yet
+    assert sharing(("lr", "0.1"), ("lr", "0.3")) == {"lr=0.1": [], "lr=0.3": ["0000000000a1"]}
+    assert db.epoch_seconds_median("digits", "cnn", None) == (None, ["0000000000a1"])  # none recorded yet
+    update_record(paths.experiment("0000000000a1"), epoch_seconds=4.0)
+    for eid, secs in (("0000000000a3", 1.0), ("0000000000a4", 2.0), ("0000000000a5", 10.0)):
+        make(paths, eid)
+        update_record(paths.experiment(eid), epoch_seconds=secs)
+    db.refresh()
+    assert db.runs_sharing("digits", "cnn", "", [("lr", "0.3")]) == {("lr", "0.3"): [("0000000000a1", 4.0)]}
+    assert db.epoch_seconds_median("digits", "cnn", None) == (3.0, [])  # of 1, 2, 4, 10
+    assert db.epoch_seconds_median("digits", "cnn", "other") == (None, [])
+    make(paths, "0000000000a6")
+    update_record(paths.experiment("0000000000a6"), epoch_seconds=5.0)
+    db.refresh()
+    assert db.epoch_seconds_median("digits", "cnn", "digits") == (4.0, [])  # of 1, 2, 4, 5, 10
