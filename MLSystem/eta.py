@@ -131,7 +131,8 @@ class EtaModel:
     def _median_of_all(self, group: tuple) -> float | None:
         if group not in self._median_all:
             median, unrecorded = self.index.epoch_seconds_median(*group) if self.index else (None, [])
-            more = [m for eid in unrecorded if (m := self.mean(eid)) is not None]
+            more = [m for eid in unrecorded
+                    if (m := self._means[eid] if eid in self._means else self._mean_of(eid, None)) is not None]
             if more:  # runs recorded before epoch_seconds was: all values needed (rare)
                 median = statistics.median(self.index.group_epoch_seconds(*group) + more)
             self._median_all[group] = median

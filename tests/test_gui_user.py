@@ -289,3 +289,29 @@ async def test_inference_upload_shows_transcript_and_rtf(user: User, gui_project
     await user.should_see("real-time factor", retries=WAIT)
     await upload.handle_uploads([ui.upload.SmallFileUpload("notes.txt", "text/plain", b"hello")])
     await user.should_see("unsupported format", retries=WAIT)
+
+
+async def test_checkpoint_list_shows_its_first_page_then_the_rest(user: User, gui_project) -> None:
+    """Many checkpoints: the first page is listed first, then the count and every page."""
+    from MLSystem.experiment_store import init_record, update_record
+
+    paths = ProjectPaths.discover(gui_project)
+    for i in range(40):  # 40 synthetic experiments with 2 checkpoints each, newer than the trained ones
+        exp = paths.experiment(f"{i:012x}")
+        init_record(exp, {"dataset": "digits", "model": "mlp", "adapter": "digits", "params": {"seed": i}},
+                    {"seed": i}, {}, None)
+        update_record(exp, status="complete", max_epochs=1)
+        exp.checkpoints.mkdir(parents=True)
+        for name in ("epoch-0001.ckpt", "last.ckpt"):
+            (exp.checkpoints / name).write_bytes(b"\0" * 64)
+    total = len(list((gui_project / "output" / "experiments").glob("*/checkpoints/*.ckpt")))  # 80 + the trained ones
+
+    async def indexed() -> bool:  # the cockpit refreshes its index at most every few seconds
+        r = await user.http_client.get("/api/checkpoints", params={"limit": 1000})
+        return len(r.json()["checkpoints"]) == total
+
+    await wait_for_async(indexed, what="the new experiments in the cockpit's index")
+    await user.open("/checkpoints")
+    await user.should_see(f"{total} checkpoints", retries=WAIT)
+    assert user.find(marker="ckpt-pages").elements.pop().max == -(-total // 50)
+    assert len(user.find(marker="ckpt-table").elements.pop().rows) == 50

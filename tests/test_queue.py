@@ -256,6 +256,7 @@ def test_eta_uses_epoch_times_of_similar_runs(project):
     unknown = Job(id=new_job_id(), kind="train", args=[], dataset="digits", model="cnn", max_epochs=1)
     q.add(unknown)
     later = mk(["hidden=512"], "dddddddddddd", 1)
+    nothing_alike = mk(["hidden=1024"], "eeeeeeeeeeee", 1)  # no run shares a value: the median of all
     eta = estimate(q)
     startup = 5.0
     assert eta[resume.id].start_in == pytest.approx(0, abs=0.01)
@@ -264,6 +265,7 @@ def test_eta_uses_epoch_times_of_similar_runs(project):
     assert eta[similar.id].start_in == pytest.approx(eta[resume.id].duration)
     assert eta[unknown.id].duration is None and not eta[unknown.id].lower_bound
     assert eta[later.id].duration == pytest.approx(startup + 9.0) and eta[later.id].lower_bound
+    assert eta[nothing_alike.id].duration == pytest.approx(startup + (2.0 + 9.0) / 2)
 
 
 def test_eta_counts_parallel_slots_and_one_experiment_at_a_time(project):

@@ -25,6 +25,7 @@ class CheckpointPanel:
     def __init__(self, cockpit: Cockpit, experiment: str | None, checkpoint: str | None):
         self.cockpit = cockpit
         self.rows: list[dict[str, Any]] = []
+        self._generation = 0  # each reload's number: an older, slower listing never overwrites a newer one
         self.wanted = f"{experiment}/{checkpoint}" if experiment and checkpoint else None
         registry = cockpit.registry()
         with ui.row().classes("items-end gap-3"):
@@ -59,6 +60,8 @@ class CheckpointPanel:
         ui.timer(0.01, self.reload, once=True)
 
     async def reload(self) -> None:
+        self._generation += 1
+        generation = self._generation
         exp = (self.experiment.value or "").strip() or None
         try:
             if exp:
@@ -66,17 +69,31 @@ class CheckpointPanel:
         except MLSystemError as exc:
             self.count.text = str(exc)
             return
-        rows = await run.io_bound(self.cockpit.checkpoints.list, model=self.model.value, dataset=self.dataset.value,
-                                  experiment=exp, limit=LIST_LIMIT)
-        if rows is None:
-            return
-        self.rows = [r.as_dict() for r in rows]
-        for r in self.rows:
+        # The first page's checkpoints first (a few dozen folders), then the whole listing (up to
+        # LIST_LIMIT: ~2,500 folders to scan on a first visit, a second or more): the table is
+        # on screen without waiting for the count and the other pages.
+        for limit in (PER_PAGE + 1, LIST_LIMIT):
+            rows = await run.io_bound(self.cockpit.checkpoints.list, model=self.model.value,
+                                      dataset=self.dataset.value, experiment=exp, limit=limit)
+            if rows is None or generation != self._generation:  # the visitor left, or changed the filter
+                return
+            self._show([r.as_dict() for r in rows], complete=len(rows) < limit or limit == LIST_LIMIT,
+                       first=limit != LIST_LIMIT)
+            if len(rows) < limit:
+                break
+
+    def _show(self, rows: list[dict[str, Any]], *, complete: bool, first: bool) -> None:
+        """Show a listing; ``first``: a new one (page 1), else the rest of the one shown (the page stays)."""
+        for r in rows:
             r["created"] = short_time(r["created"])
-        self.count.text = f"{len(self.rows)} checkpoint{'s' if len(self.rows) != 1 else ''}" + (
-            " (the first ones: narrow the filter)" if len(self.rows) >= LIST_LIMIT else "")
-        self.pagination.max = max(1, -(-len(self.rows) // PER_PAGE))
-        self.pagination.value = 1
+        self.rows = rows
+        n = len(rows)
+        self.count.text = (f"{n} checkpoint{'s' if n != 1 else ''}" + (
+            " (the first ones: narrow the filter)" if n >= LIST_LIMIT else "")) if complete else \
+            f"{PER_PAGE}+ checkpoints (listing the rest…)"
+        self.pagination.max = max(1, -(-n // PER_PAGE))
+        if first or self.pagination.value > self.pagination.max:
+            self.pagination.value = 1
         self.show_page()
 
     def show_page(self) -> None:
