@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from nicegui import run, ui
 
-from MLSystem.builder import ExperimentBuilder
 from MLSystem.config_merge import MergedConfig, load_base_config, merge_config
 from MLSystem.errors import ConfigError, MLSystemError
 from MLSystem.gui.context import Cockpit
@@ -49,13 +48,9 @@ def split_overrides(text: str) -> list[str]:
         raise ConfigError(f"overrides: {exc}") from None
 
 
-def explain_new(cockpit: Cockpit, args: list[str]) -> str:
-    """Blocking: which existing experiment is nearest and what differs (scans every experiment)."""
-    return ExperimentBuilder(args, paths=cockpit.paths).build().explain_new()
-
-
-def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool, explain: bool = True) -> Preview:
-    """Blocking: what adding these overrides would do (call in a worker thread)."""
+def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool) -> Preview:
+    """Blocking: what adding these overrides would do, and for one new experiment why it is new
+    (``plan`` found the nearest existing one already); call in a worker thread."""
     try:
         plans = plan(overrides, paths=cockpit.paths)
     except ConfigError as exc:
@@ -64,8 +59,8 @@ def compute_preview(cockpit: Cockpit, overrides: list[str], sweeps: bool, explai
         return Preview([], "", [str(exc)])
     if len(plans) > 1 and not sweeps:
         return Preview([], "", ["sweeps are not allowed here: one job stays one job"])
-    why = explain_new(cockpit, plans[0].args) if explain and len(plans) == 1 and plans[0].action == Action.NEW else ""
-    return Preview(plans, why, [])
+    near = plans[0].nearest if len(plans) == 1 and plans[0].action == Action.NEW else None
+    return Preview(plans, near["text"] if near else "", [])
 
 
 class ConfigForm:
@@ -197,16 +192,10 @@ class ConfigForm:
         except ConfigError as exc:
             preview = Preview([], "", exc.problems)
         else:
-            # Two steps: the decision at once, then (slower with many experiments) why it is new.
-            preview = await run.io_bound(compute_preview, self.cockpit, overrides, self.sweeps, False)
+            preview = await run.io_bound(compute_preview, self.cockpit, overrides, self.sweeps)
         if preview is None:  # the app is shutting down
             return Preview([], "", ["the cockpit is shutting down"])
         self._show(preview)
-        if len(preview.plans) == 1 and preview.plans[0].action == Action.NEW:
-            why = await run.io_bound(explain_new, self.cockpit, preview.plans[0].args)
-            if why and self.preview is preview:  # not replaced by a newer preview meanwhile
-                preview.why_new = why
-                self._show(preview)
         return preview
 
     async def _maybe_preview(self) -> None:
