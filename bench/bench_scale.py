@@ -8,7 +8,8 @@ trials, then measures
   one page of the table (default sort, a text filter, sorted by epochs);
 * ``submit``'s nearest-experiment diff (a new config's "differs in …") and queue ETAs;
 * ``compare`` of 10 experiments (with curves) and the study summary of T trials;
-* pages in headless chromium (first and second visit): experiments table, compare of 10, study page;
+* pages in headless chromium (first and second visit): experiments table, compare of 10, study page,
+  checkpoints, queue;
 * study overhead per trial (ask + job file + tell) in a small project, against a trial's training time.
 
 Prints Markdown tables.
@@ -110,7 +111,9 @@ def pages(root: Path, n_exp: int, ids: list[str], repeats: int) -> list[tuple[st
     connections (its warm-up running: the worst case of opening the printed URL at once)."""
     visits = [("/experiments", f"{n_exp:,}".replace(",", "") + " experiments", "experiments table (first page of 50)"),
               ("/compare?ids=" + ",".join(ids), "Best / last value per metric", "compare of 10"),
-              ("/studies/bench-study", "Best: trial", "study page (200 trials, best so far, importance)")]
+              ("/studies/bench-study", "Best: trial", "study page (200 trials, best so far, importance)"),
+              ("/checkpoints", "checkpoints", "checkpoints (first page of 50; up to 5,000 listed)"),
+              ("/queue", "Pending (100)", "queue (100 pending jobs, ETAs follow)")]
     out = {what: ([], []) for _, _, what in visits}
     for _ in range(repeats):
         driver = browser()  # started first: its own start-up is not the cockpit's
