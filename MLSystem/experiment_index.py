@@ -157,8 +157,9 @@ class ExperimentIndexDB:
                 con.executemany(f"INSERT OR REPLACE INTO experiments ({','.join(COLS)}) "
                                 f"VALUES ({','.join('?' * len(COLS))})", rows)
                 con.executemany("DELETE FROM experiments WHERE id = ?", [(n,) for n in set(gone)])
-                if not rebuilt:
-                    con.executemany("DELETE FROM identity_kv WHERE id = ?", [(r[0],) for r in rows] + [(n,) for n in set(gone)])
+                if not rebuilt:  # the re-read rows' pairs are written again below
+                    con.executemany("DELETE FROM identity_kv WHERE id = ?",
+                                    [(r[0],) for r in rows] + [(n,) for n in set(gone)])
                 con.executemany("INSERT OR IGNORE INTO identity_kv (key, value, dataset, model, adapter, id, "
                                 "epoch_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [pair for row in rows for pair in identity_pairs(row)])
