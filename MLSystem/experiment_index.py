@@ -14,7 +14,8 @@ The folders stay the source of truth; the index is a cache that pages, filters a
   the experiment store (a garbled ``experiment.json`` is a "damaged" row with the reason);
 * queries: :meth:`page` (filter, sort, page), :meth:`candidates` (same dataset/model, for
   the nearest-experiment diff) and :meth:`runs_sharing` (runs with some of a job's values, for
-  queue ETAs: the ``identity_kv`` table of (key, value, id), rewritten with each row).
+  queue ETAs: the ``identity_kv`` table, one row per identity value of each experiment, with
+  its dataset/model/adapter and epoch seconds; rewritten with the experiment's row).
 
 Several processes may refresh at once: SQLite's WAL mode and one transaction per refresh.
 A folder's row is ``index_rows``'s, the SQLite file's schema and damage handling ``index_sqlite``'s.
