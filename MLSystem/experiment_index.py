@@ -289,6 +289,18 @@ class ExperimentIndexDB:
             row = con.execute("SELECT epoch_seconds FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
         return None if row is None else (row[0],)
 
+    def children(self, experiment_id: str) -> list[str]:
+        """IDs of the experiments warm-started from this one, most recently updated first."""
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT id FROM experiments WHERE parent = ? ORDER BY updated DESC",
+                                              (experiment_id,))]
+
+    def metric_modes(self, experiment_id: str) -> dict[str, str]:
+        """The declared metric directions recorded for an experiment ({} if none or not indexed)."""
+        with self.connect() as con:
+            row = con.execute("SELECT metric_modes FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        return json.loads(row[0] or "{}") if row else {}
+
     def count(self) -> int:
         with self.connect() as con:
             return con.execute("SELECT count(*) FROM experiments").fetchone()[0]

@@ -113,7 +113,8 @@ def pages(root: Path, n_exp: int, ids: list[str], repeats: int) -> list[tuple[st
               ("/compare?ids=" + ",".join(ids), "Best / last value per metric", "compare of 10"),
               ("/studies/bench-study", "Best: trial", "study page (200 trials, best so far, importance)"),
               ("/checkpoints", "checkpoints", "checkpoints (first page of 50; up to 5,000 listed)"),
-              ("/queue", "Pending (100)", "queue (100 pending jobs, ETAs follow)")]
+              ("/queue", "Pending (100)", "queue (100 pending jobs, ETAs follow)"),
+              (f"/experiments/{ids[0]}", "Lineage", "experiment detail")]
     out = {what: ([], []) for _, _, what in visits}
     for _ in range(repeats):
         driver = browser()  # started first: its own start-up is not the cockpit's

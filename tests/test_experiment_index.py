@@ -138,3 +138,18 @@ def test_runs_sharing_a_value_follow_rewrites_and_removals(tmp_path, monkeypatch
     update_record(paths.experiment("0000000000a6"), epoch_seconds=5.0)
     db.refresh()
     assert db.epoch_seconds_median("digits", "cnn", "digits") == (4.0, [])  # of 1, 2, 4, 5, 10
+
+
+def test_children_and_metric_modes_come_from_the_index(tmp_path):
+    """The experiment page's warm-started children and declared metric directions: one query each."""
+    paths = ProjectPaths(tmp_path)
+    make(paths, "0000000000a1")
+    for child in ("0000000000c1", "0000000000c2"):
+        init_record(paths.experiment(child), {"dataset": "digits", "model": "cnn", "adapter": "digits", "params": {}},
+                    {}, {}, "0000000000a1")
+        time.sleep(0.01)
+    update_record(paths.experiment("0000000000a1"), metric_modes={"val_score": "max"})
+    db = ExperimentIndexDB(paths)
+    db.refresh()
+    assert db.children("0000000000a1") == ["0000000000c2", "0000000000c1"] and db.children("0000000000c1") == []
+    assert db.metric_modes("0000000000a1") == {"val_score": "max"} and db.metric_modes("ffffffffffff") == {}
