@@ -27,6 +27,7 @@ _SCHEMA = (
     "CREATE INDEX exp_sel ON experiments(dataset, model, updated)",
     "CREATE INDEX exp_status ON experiments(status)",
     "CREATE INDEX exp_epochs ON experiments(epochs_done)",
+    "CREATE INDEX exp_parent ON experiments(parent)",  # an experiment's warm-started children
     # ETAs' median epoch time of a dataset/model(/adapter), counted and walked in the index.
     "CREATE INDEX exp_seconds ON experiments(dataset, model, epoch_seconds, adapter)",
     # Each experiment's identity values as (key, normalized value) pairs (index_rows.norm_value),
