@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from MLSystem.jobs import Job
 from MLSystem.utils.procs import pid_alive
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 REMOTE = ("submitit-local", "slurm")
+# The engine's graceful stop (a user's Stop): not SIGTERM (Slurm cancels a step on it), not SIGUSR2
+# (the preemption warning, which requeues). Lightning's USR1 handler (auto-requeue) is turned off.
+STOP_SIGNAL = signal.SIGUSR1
+# Each task of an engine job (``submitit_job.TrainJob``) writes ``<engine id>_<rank>`` + this in its
+# submitit folder once it handles STOP_SIGNAL, and removes it when it ends.
+STOP_MARKER = "_stoppable.json"
 
 
 def run_quiet(cmd: list[str], timeout: float = 30) -> tuple[int, str]:
@@ -93,13 +100,11 @@ def signal_stop(job: Job, root: Path) -> tuple[bool, str]:
     turns it into SIGTERM to the training process: a checkpoint at its next step, exit 3, "stopped".
     Returns ``(sent, what was done or why not)``; when not sent, the caller writes the stop flag.
 
-    Sent only when every task of the job wrote its marker (``submitit_job.stop_markers``): before its
+    Sent only when every task of the job wrote its marker (:func:`stop_markers`): before its
     handler is installed USR1 would kill the wrapper — and Slurm delivers a signal sent to a job that
     is still starting seconds later, once the step runs. Not ``--full``/``--batch``: the batch shell
     would die of USR1 (ending the job), or with a trap run it only when its ``srun`` returned.
     """
-    from MLSystem.submitit_job import STOP_SIGNAL, stop_markers  # lazy: its module docs are long, not heavy
-
     engine = job.engine or {}
     jid, executor = str(engine.get("job_id") or ""), engine.get("executor")
     if executor not in REMOTE:
@@ -126,3 +131,13 @@ def signal_stop(job: Job, root: Path) -> tuple[bool, str]:
     if not sent:
         return False, f"submitit-local job {jid} runs on another machine"
     return True, f"{STOP_SIGNAL.name} to submitit-local job {jid}"
+
+
+def stop_markers(folder: str | os.PathLike[str], engine_job_id: str) -> list[dict[str, Any]]:
+    """The markers of the engine job's tasks that handle :data:`STOP_SIGNAL` now (pid, host, tasks);
+    the signal may be sent when there are ``tasks`` of them. Empty when the job is not running."""
+    found = []
+    for p in Path(folder).glob(f"{engine_job_id}_*{STOP_MARKER}"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(json.loads(p.read_text()))
+    return found

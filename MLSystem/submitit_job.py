@@ -14,7 +14,7 @@ For the executor that wires this into the runner (issue 12; the runner's ``Execu
                                #   config failed, or requeue limit) | interrupted (infrastructure:
                                #   the engine ended it without a result -> requeue the queue job)
     stop: the engine's signal :data:`STOP_SIGNAL` (``scancel --signal=USR1 <id>``, see
-          ``engine_view.signal_stop``) once the job's :func:`stop_markers` say its wrapper handles it;
+          ``engine_view.signal_stop``) once the job's ``engine_view.stop_markers`` say its wrapper handles it;
           the training process checkpoints at the next step and exits 3 (outcome "stopped"). Else
           the job's stop file on the shared filesystem does the same.
     reattach: ``submitit.SlurmJob(folder, job_id)`` / ``executor.job_class(folder, job_id)``.
@@ -46,7 +46,7 @@ batch shell, which dies of USR1 (ending the job) or, with a trap, runs it only w
 returns — the "signal arrives at the end" seen before. A signal sent before the step runs is
 delivered by Slurm seconds after the step starts — possibly before :class:`TrainJob` handles USR1,
 whose default action kills the process; so each task writes a marker once its handler is installed
-(:func:`stop_markers`) and the sender signals only a job whose every task has one. :class:`TrainJob`
+(``engine_view.stop_markers``) and the sender signals only a job whose every task has one. :class:`TrainJob`
 turns USR1 into SIGTERM to ``execute_train`` (the graceful stop) and ends "stopped", not requeued.
 
 Why submitit's ``checkpoint()`` and not Lightning's ``SLURMEnvironment(auto_requeue=True)``: the
@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from MLSystem.engine_view import STOP_MARKER, STOP_SIGNAL
 from MLSystem.errors import ExitCode
 from MLSystem.job_outcome import signal_name
 from MLSystem.launcher_config import LauncherConfig, slurm_parameters
@@ -116,12 +117,6 @@ def _warning_signal() -> int:
     return JobEnvironment._usr_sig()  # SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise
 
 
-# The engine's graceful stop (a user's Stop): not SIGTERM (Slurm cancels a step on it), not SIGUSR2
-# (the preemption warning, which requeues). Lightning's USR1 handler (auto-requeue) is turned off.
-STOP_SIGNAL = signal.SIGUSR1
-_MARKER = "_stoppable.json"
-
-
 def _ignore_engine_signals() -> None:
     # In the training process: Slurm signals every process of the job, and the default action of
     # SIGUSR2 / SIGUSR1 is to terminate. The callable turns them into SIGTERM (graceful stop) instead.
@@ -129,19 +124,9 @@ def _ignore_engine_signals() -> None:
     signal.signal(STOP_SIGNAL, signal.SIG_IGN)
 
 
-def stop_markers(folder: str | os.PathLike[str], engine_job_id: str) -> list[dict[str, Any]]:
-    """The markers of the engine job's tasks that handle :data:`STOP_SIGNAL` now (pid, host, tasks);
-    the signal may be sent when there are ``tasks`` of them. Empty when the job is not running."""
-    found = []
-    for p in Path(folder).glob(f"{engine_job_id}_*{_MARKER}"):
-        with contextlib.suppress(OSError, ValueError):
-            found.append(json.loads(p.read_text()))
-    return found
-
-
 def _marker_path(engine: Any) -> Path | None:
     with contextlib.suppress(Exception):  # not under submitit (a test calling the job directly)
-        return Path(engine.paths.folder) / f"{engine.job_id}_{engine.global_rank}{_MARKER}"
+        return Path(engine.paths.folder) / f"{engine.job_id}_{engine.global_rank}{STOP_MARKER}"
     return None
 
 

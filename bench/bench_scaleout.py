@@ -185,7 +185,8 @@ def stop_latency(work: Path, partition: str, runs: int = 5) -> list[dict[str, fl
     from datetime import datetime
 
     from MLSystem.launcher_config import LauncherConfig
-    from MLSystem.submitit_job import TrainJob, make_executor, outcome, stop_markers
+    from MLSystem.engine_view import stop_markers
+    from MLSystem.submitit_job import TrainJob, make_executor, outcome
 
     rows = []
     for i in range(runs):

@@ -17,7 +17,8 @@ import pytest
 from conftest import FAST, add_probe_model, cli_env, job_record, make_project, run_cli, wait_for
 from MLSystem.jobs import QueuePaths
 from MLSystem.paths import ProjectPaths
-from MLSystem.submitit_job import find_tagged, stop_markers
+from MLSystem.engine_view import stop_markers
+from MLSystem.submitit_job import find_tagged
 from slurm_fixtures import slurm_cluster, slurm_two_nodes  # noqa: F401  (fixtures)
 from test_submitit_job import PROBE, _assert_same_run, _segments, ddp_reference, reference  # noqa: F401  (fixtures)
 
