@@ -42,6 +42,7 @@ from MLSystem.records import ExperimentStatus
 from MLSystem.utils.change_log import changes_file, read_changes
 
 FULL_CHECK_MAX = 20_000  # up to this many experiments, every refresh stats every folder
+PROGRESS_EVERY = 500  # folders read between two updates of ``ExperimentIndexDB.progress``
 SORTS = {"updated": "updated", "created": "created", "id": "id", "dataset": "dataset", "model": "model",
          "adapter": "adapter", "status": "status", "epochs": "epochs_done"}
 
@@ -66,6 +67,9 @@ class ExperimentIndexDB:
         self.paths = paths
         self.file = index_file(paths)
         self._lock = threading.Lock()
+        # (folders read, folders to read) while a refresh reads many folders (a first build: 100,000
+        # take 20-40 s), for a page to show; None otherwise. Written by the refreshing thread only.
+        self.progress: tuple[int, int] | None = None
 
     def connect(self, *, ensure_schema: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A connection to the index (its tables made sure of unless ``ensure_schema`` is False)."""
@@ -100,6 +104,7 @@ class ExperimentIndexDB:
                 delete_index(self.file)
                 return self._refresh(True, t0)
         finally:
+            self.progress = None
             self._lock.release()
 
     def _refresh(self, full: bool, t0: float) -> RefreshStats:
@@ -140,7 +145,10 @@ class ExperimentIndexDB:
             gone = [n for n in known if on_disk is not None and n not in on_disk]
             rows = []
             recent = time.time_ns() - 2_000_000_000
-            for name in dict.fromkeys(changed):
+            todo = list(dict.fromkeys(changed))
+            for i, name in enumerate(todo):
+                if i % PROGRESS_EVERY == 0 and len(todo) > PROGRESS_EVERY:
+                    self.progress = (i, len(todo))
                 d = os.path.join(root, name)
                 stamp = on_disk.get(name) if on_disk and on_disk.get(name) else folder_stamp(d)
                 if stamp.startswith("-"):  # the folder is gone

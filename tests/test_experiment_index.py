@@ -153,3 +153,23 @@ def test_children_and_metric_modes_come_from_the_index(tmp_path):
     db.refresh()
     assert db.children("0000000000a1") == ["0000000000c2", "0000000000c1"] and db.children("0000000000c1") == []
     assert db.metric_modes("0000000000a1") == {"val_score": "max"} and db.metric_modes("ffffffffffff") == {}
+
+
+def test_a_long_build_reports_its_progress_then_clears_it(tmp_path, monkeypatch):
+    """The experiments page shows "Indexing experiment folders: N of M" from ``progress``."""
+    from MLSystem import experiment_index
+
+    monkeypatch.setattr(experiment_index, "PROGRESS_EVERY", 2)
+    paths = ProjectPaths(tmp_path)
+    for i in range(5):
+        make(paths, f"{i:012x}")
+    db = ExperimentIndexDB(paths)
+    seen = []
+    read = experiment_index.row_from_files
+    monkeypatch.setattr(experiment_index, "row_from_files", lambda *a: seen.append(db.progress) or read(*a))
+    assert db.refresh().rebuilt and db.count() == 5
+    assert seen == [(0, 5), (0, 5), (2, 5), (2, 5), (4, 5)] and db.progress is None
+    seen.clear()
+    monkeypatch.setattr(experiment_index, "PROGRESS_EVERY", 500)
+    db.refresh(full=True)  # a few folders read again: nothing worth showing
+    assert seen and set(seen) == {None}

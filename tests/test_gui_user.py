@@ -315,3 +315,24 @@ async def test_checkpoint_list_shows_its_first_page_then_the_rest(user: User, gu
     await user.should_see(f"{total} checkpoints", retries=WAIT)
     assert user.find(marker="ckpt-pages").elements.pop().max == -(-total // 50)
     assert len(user.find(marker="ckpt-table").elements.pop().rows) == 50
+
+
+async def test_experiments_page_says_how_far_a_first_index_build_is(user: User, gui_project, monkeypatch) -> None:
+    """A project's first listing reads every folder (100,000: 20-40 s): the page says how far it is,
+    then shows the rows."""
+    from MLSystem.gui.index import ExperimentIndex
+    from MLSystem.gui.pages import experiments
+
+    slow_page = ExperimentIndex.page
+    building = {"now": (1500, 4000)}
+
+    def page(self, **kw):
+        time.sleep(experiments.FIRST_PAGE_WAIT + 2.0)
+        building["now"] = None  # the build ended
+        return slow_page(self, **kw)
+
+    monkeypatch.setattr(ExperimentIndex, "page", page)
+    monkeypatch.setattr(ExperimentIndex, "building", lambda self: building["now"])
+    await user.open("/experiments")
+    await user.should_see("Indexing experiment folders: 1,500 of 4,000", retries=WAIT)
+    await user.should_see("2 experiments", retries=WAIT)

@@ -79,6 +79,11 @@ class ExperimentIndex:
                 self._db_at = time.monotonic()
             return self._db
 
+    def building(self) -> tuple[int, int] | None:
+        """(folders read, folders to read) while the index reads many folders (its first build), else None."""
+        db = self._db
+        return db.progress if db is not None else None
+
     def verify(self) -> None:
         """Full check of the index against every folder (catches hand edits); in the background."""
         self.indexed().refresh(full=True)

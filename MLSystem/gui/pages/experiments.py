@@ -106,6 +106,16 @@ class ExperimentTable:
         finally:
             self._busy = False
 
+    def show_building(self, first: asyncio.Task) -> bool:
+        """While the first listing waits for the index to be built: how many folders are read.
+        False once the listing is there (the caller's timer stops)."""
+        if first.done():
+            return False
+        if progress := self.cockpit.experiments.building():
+            done, total = progress
+            self.count.text = f"Indexing experiment folders: {done:,} of {total:,} (once per project)"
+        return True
+
     def _show(self, page) -> None:
         self.pagination.max = page.pages
         for r in page.rows:
@@ -125,6 +135,8 @@ def register(cockpit: Cockpit) -> None:
         first = background_tasks.create(table.reload(), name="experiments: first page")  # kept referenced
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(first), FIRST_PAGE_WAIT)  # read at call time (tests)
+        if not first.done():  # a first build of the index (many folders to read): say how far it is
+            ticker = ui.timer(0.5, lambda: table.show_building(first) or ticker.cancel())
         # Created only now: a timer waits for the browser's connection, and NiceGUI serves a page
         # as soon as anything waits for that, which would send it before its rows.
         ui.timer(5.0, table.reload)  # statuses and new experiments appear without a reload
