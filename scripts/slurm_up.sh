@@ -39,16 +39,12 @@ two_ready() {
   [ "$(SLURM_CONF=$TWO/slurm.conf sinfo -h -N -o '%N %T' 2>/dev/null | grep -cE ' (idle|mixed|allocated|completing)')" = 2 ]
 }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if [ "${1:-}" = "--two-nodes" ]; then
-  bash "$0" >&2 || exit $?  # munge and the single-node cluster first (installs Slurm when needed)
-  if ! two_ready; then
-    mkdir -p $TWO/state $TWO/log $TWO/spool/mlsn1 $TWO/spool/mlsn2
-    host=$(hostname -s)
-    cat >$TWO/slurm.conf <<CONF
-$MARK
-ClusterName=mlsystem2
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=6900
+# The slurm.conf lines both clusters share. Linux process tracking and no task plugin need no
+# cgroups (containers often have none). A requeued job may start again only once its old
+# credential expired (Slurm sets EligibleTime = requeue + cred_expire, default 120 s); 20 s keeps
+# preemption tests short.
+common_conf() {
+  cat <<'COMMON'
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -61,6 +57,19 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
+COMMON
+}
+if [ "${1:-}" = "--two-nodes" ]; then
+  bash "$0" >&2 || exit $?  # munge and the single-node cluster first (installs Slurm when needed)
+  if ! two_ready; then
+    mkdir -p $TWO/state $TWO/log $TWO/spool/mlsn1 $TWO/spool/mlsn2
+    host=$(hostname -s)
+    cat >$TWO/slurm.conf <<CONF
+$MARK
+ClusterName=mlsystem2
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=6900
+$(common_conf)
 ReturnToService=2
 StateSaveLocation=$TWO/state
 SlurmdSpoolDir=$TWO/spool/%n
@@ -129,21 +138,8 @@ if [ ! -f "$CONF" ] || grep -q "^$MARK" "$CONF"; then
 $MARK
 ClusterName=mlsystem
 SlurmctldHost=$host
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-# A requeued job may start again only once its old credential expired (Slurm sets EligibleTime
-# = requeue + cred_expire, default 120 s); 20 s keeps preemption tests short on one node.
-AuthInfo=cred_expire=20
-CryptoType=crypto/munge
-MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+$(common_conf)
 SchedulerType=sched/backfill
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
 JobRequeue=1
