@@ -130,7 +130,6 @@ fi
 for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
 
 # A minimal slurm.conf: one node with this machine's CPUs and memory, one default partition.
-# Linux process tracking and no task plugin need no cgroups (containers often have none).
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 if [ ! -f "$CONF" ] || grep -q "^$MARK" "$CONF"; then
   mkdir -p /etc/slurm
