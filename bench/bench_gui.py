@@ -174,6 +174,31 @@ def visit_time(driver, url: str, ready: str, timeout: float = 30.0) -> tuple[flo
     return shown[1] / 1000, wall
 
 
+def visit_pages(root: Path, pages: list[tuple[str, str, str]], repeats: int, timeout: float = 30.0,
+                after_first=None) -> dict[str, tuple[list, list]]:
+    """``{what: (first visits, second visits)}`` for ``pages`` = ``(path, ready text, what)``,
+    ``repeats`` times, each with a new browser (empty cache) and a new cockpit process, the first
+    page opened as soon as the cockpit accepts connections (its warm-up running: the worst case of
+    opening the printed URL at once). ``after_first(driver, base)`` runs once, after the first round."""
+    visits: dict[str, tuple[list, list]] = {what: ([], []) for _, _, what in pages}
+    for run in range(repeats):
+        driver = browser()  # started first: its own start-up is not the cockpit's
+        port = free_port()
+        gui = start_gui(root, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for path, ready, what in pages:
+                visits[what][0].append(visit_time(driver, base + path, ready, timeout))
+                visits[what][1].append(visit_time(driver, base + path, ready, timeout))
+            if run == 0 and after_first is not None:
+                after_first(driver, base)
+        finally:
+            driver.quit()
+            gui.terminate()
+            gui.wait(timeout=30)
+    return visits
+
+
 def cell(times: list[tuple[float, float]]) -> str:
     """Median in page (median webdriver) and every run's in-page time."""
     shown = statistics.median(t for t, _ in times)
@@ -200,23 +225,12 @@ def main() -> None:
                  ("/", "new experiment", "add job: form + preview"),
                  ("/live", f"experiment {live}", "live training view"),
                  (f"/experiments/{0:012x}", "Lineage", "experiment detail")]
-        visits: dict[str, tuple[list, list]] = {what: ([], []) for _, _, what in pages}
         latencies = []
-        for run in range(args.repeats):
-            driver = browser()  # started first: its own start-up is not the cockpit's
-            port = free_port()
-            gui = start_gui(tmp, port)
-            base = f"http://127.0.0.1:{port}"
-            try:
-                for path, ready, what in pages:
-                    visits[what][0].append(visit_time(driver, base + path, ready))
-                    visits[what][1].append(visit_time(driver, base + path, ready))
-                if run == 0:
-                    latencies = live_latency(driver, base, tmp, live, args.samples)
-            finally:
-                driver.quit()
-                gui.terminate()
-                gui.wait(timeout=30)
+
+        def after_first(driver, base: str) -> None:
+            latencies.extend(live_latency(driver, base, tmp, live, args.samples))
+
+        visits = visit_pages(tmp, pages, args.repeats, after_first=after_first)
         print(f"| page ({args.experiments:,} experiments, {args.jobs:,} jobs), in page (webdriver) | first visit "
               f"| second visit | target |")
         print("|---|---|---|---|")

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_gui import browser, cell, free_port, make_project, start_gui, visit_time  # noqa: E402
+from bench_gui import cell, make_project, visit_pages  # noqa: E402
 
 from MLSystem.paths import ProjectPaths  # noqa: E402
 
@@ -106,29 +106,14 @@ def core(root: Path, n_exp: int, trials: int) -> list[tuple[str, float, str]]:
 
 
 def pages(root: Path, n_exp: int, ids: list[str], repeats: int) -> list[tuple[str, list, list]]:
-    """Each page's first and second visit, ``repeats`` times: each time a new browser (empty
-    cache) and a new cockpit process, and the first page opened as soon as the cockpit accepts
-    connections (its warm-up running: the worst case of opening the printed URL at once)."""
+    """Each page's first and second visit, ``repeats`` times (``bench_gui.visit_pages``)."""
     visits = [("/experiments", f"{n_exp:,}".replace(",", "") + " experiments", "experiments table (first page of 50)"),
               ("/compare?ids=" + ",".join(ids), "Best / last value per metric", "compare of 10"),
               ("/studies/bench-study", "Best: trial", "study page (200 trials, best so far, importance)"),
               ("/checkpoints", "checkpoints", "checkpoints (first page of 50; up to 5,000 listed)"),
               ("/queue", "Pending (100)", "queue (100 pending jobs, ETAs follow)"),
               (f"/experiments/{ids[0]}", "Lineage", "experiment detail")]
-    out = {what: ([], []) for _, _, what in visits}
-    for _ in range(repeats):
-        driver = browser()  # started first: its own start-up is not the cockpit's
-        port = free_port()
-        gui = start_gui(root, port)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for path, ready, what in visits:
-                out[what][0].append(visit_time(driver, base + path, ready, timeout=60))
-                out[what][1].append(visit_time(driver, base + path, ready, timeout=60))
-        finally:
-            driver.quit()
-            gui.terminate()
-            gui.wait(timeout=30)
+    out = visit_pages(root, visits, repeats, timeout=60)
     return [(what, first, second) for what, (first, second) in out.items()]
 
 
