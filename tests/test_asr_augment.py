@@ -151,3 +151,9 @@ def test_lm_beam_search_fixes_a_spelling_greedy_gets_wrong(tmp_path, monkeypatch
     clear = emissions("the kat", {})
     assert beam.decode(clear, torch.tensor([clear.shape[1]])) == ["the kat"]
     assert list(tmp_path.glob("*.arpa")), "the ARPA file is cached"
+    # The word LM with a lexicon fixes both words too; clear audio of a word outside the lexicon
+    # comes out as a lexicon word (the price of the closed vocabulary).
+    words = BeamSearchDecoder(vocab.chars, text, BeamConfig(lm_order=3, lm_weight=1.0, unit="word"))
+    assert words.decode(lp, lengths) == ["the cat sat"]
+    assert words.decode(clear, torch.tensor([clear.shape[1]])) == ["the cat"]
+    assert list(tmp_path.glob("words-3-*.lexicon")), "the lexicon is cached beside the word ARPA file"

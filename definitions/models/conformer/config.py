@@ -37,12 +37,14 @@ class ConformerConfig(ConfigBase):
     # (best_mode "auto" knows that *cer* is lower-is-better).
     best_metric: str = param("val_cer", "Metric whose best value is kept as best.ckpt ('' = none)", identity=False)
     # Decoding (inference, transcribe, the cockpit): not part of the identity, nothing learned changes.
-    decoder: str = param("beam_lm", "CTC decoding: greedy, or prefix beam search with a character n-gram LM of the "
-                         "training text", identity=False, choices=("greedy", "beam_lm"))
+    decoder: str = param("beam_lm", "CTC decoding: greedy, or prefix beam search with a character n-gram LM "
+                         "(beam_lm) or a lexicon and word n-gram LM (beam_word) of the training text",
+                         identity=False, choices=("greedy", "beam_lm", "beam_word"))
     lm_order: int = param(6, "Order of the character n-gram LM (beam_lm)", identity=False)
+    word_lm_order: int = param(3, "Order of the word n-gram LM (beam_word)", identity=False)
     # 2.0 / 0.0: the lowest validation WER of bench_asr.py's grid for the quick recipe (bench/README.md).
     lm_weight: float = param(2.0, "Weight of the LM's log10 score against the acoustic log-probability", identity=False)
-    word_score: float = param(0.0, "Score added per word (space) in beam search", identity=False)
+    word_score: float = param(0.0, "Score added per word in beam search", identity=False)
     beam_size: int = param(16, "Hypotheses kept per frame (beam_lm)", identity=False)
     samples_per_epoch: int = param(4, "Validation transcripts written to samples.jsonl each epoch", identity=False)
 
@@ -56,8 +58,9 @@ class ConformerConfig(ConfigBase):
             problems.append("freq_masks/freq_mask_width/time_masks/time_mask_width: must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
-        if self.lm_order < 1 or self.beam_size < 1:
-            problems.append(f"lm_order/beam_size: must be >= 1, got {self.lm_order}/{self.beam_size}")
+        if min(self.lm_order, self.word_lm_order, self.beam_size) < 1:
+            problems.append(f"lm_order/word_lm_order/beam_size: must be >= 1, got "
+                            f"{self.lm_order}/{self.word_lm_order}/{self.beam_size}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -26,7 +26,7 @@ from definitions.models.conformer.spec_augment import spec_augment
 from definitions.models.conformer.vocab import CharVocab
 from MLSystem.base import BaseModel, atomic_write_text
 
-DECODING_KEYS = ("decoder", "lm_order", "lm_weight", "word_score", "beam_size")
+DECODING_KEYS = ("decoder", "lm_order", "word_lm_order", "lm_weight", "word_score", "beam_size")
 SILENCE_PEAK = 1e-3  # below -60 dBFS an input is treated as silence
 STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}
 
@@ -51,8 +51,8 @@ class ConvSubsampling(nn.Module):
 
 
 class ConformerCTC(BaseModel):
-    def __init__(self, params: dict, vocab: str, feature_config: dict[str, Any]):
-        super().__init__(params, vocab=vocab, feature_config=feature_config)
+    def __init__(self, params: dict, vocab: str, feature_config: dict[str, Any], lm_text_path: str = ""):
+        super().__init__(params, vocab=vocab, feature_config=feature_config, lm_text_path=lm_text_path)
         self.vocab = CharVocab(vocab)
         self.feature_config = FeatureConfig(**feature_config)
         self.featurizer = LogMel(self.feature_config)  # used by inference(); training data comes featurized
@@ -71,6 +71,9 @@ class ConformerCTC(BaseModel):
         # a checkpoint alone (any machine, no corpus) decodes with the LM.
         self.register_buffer("lm_text", torch.zeros(0, dtype=torch.uint8))
         self._lm_sentences: set[str] = set()
+        if lm_text_path and Path(lm_text_path).is_file():  # extra LM text (a checkpoint's own replaces it)
+            lines = Path(lm_text_path).read_text(encoding="utf-8").splitlines()
+            self._lm_sentences.update(t for t in map(self.vocab.normalize, lines) if t)
         self._beam: tuple[tuple, BeamSearchDecoder] | None = None
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,14 +153,16 @@ class ConformerCTC(BaseModel):
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Texts of a batch with the configured decoder (greedy when the model has no LM text)."""
-        if self.params.get("decoder", "greedy") == "beam_lm" and self._lm_sentences:
+        if self.params.get("decoder", "greedy") in ("beam_lm", "beam_word") and self._lm_sentences:
             return self.beam_decoder().decode(log_probs, lengths)
         return self.greedy_decode(log_probs, lengths)
 
     def beam_decoder(self) -> BeamSearchDecoder:
         p = self.params
-        config = BeamConfig(lm_order=int(p.get("lm_order", 6)), beam_size=int(p.get("beam_size", 16)),
-                            lm_weight=float(p.get("lm_weight", 2.0)), word_score=float(p.get("word_score", 0.0)))
+        word = p.get("decoder") == "beam_word"
+        config = BeamConfig(lm_order=int(p.get("word_lm_order", 3) if word else p.get("lm_order", 6)),
+                            beam_size=int(p.get("beam_size", 16)), lm_weight=float(p.get("lm_weight", 2.0)),
+                            word_score=float(p.get("word_score", 0.0)), unit="word" if word else "char")
         key = (config, len(self._lm_sentences))
         if self._beam is None or self._beam[0] != key:
             self._beam = (key, BeamSearchDecoder(self.vocab.chars, sorted(self._lm_sentences), config))

@@ -1,9 +1,9 @@
-"""A character n-gram language model written as an ARPA file (interpolated Kneser-Ney).
+"""A character or word n-gram language model written as an ARPA file (interpolated Kneser-Ney).
 
 KenLM (inside ``flashlight-text``, which torchaudio's CTC decoder drives) reads ARPA but its
 estimator (``lmplz``) is a separate C++ build, so the few counts a character LM needs are taken
 here. Tokens are the model's characters with the space written ``|`` (ARPA separates words by
-spaces); ``<s>`` / ``</s>`` mark sentence ends.
+spaces), or whole words (``unit="word"``); ``<s>`` / ``</s>`` mark sentence ends.
 
 Interpolated Kneser-Ney as SRILM stores it: a seen n-gram's probability is already the
 interpolated one, and the back-off weight of a context is the mass its discount freed, so an
@@ -27,13 +27,16 @@ def tokens_of(sentence: str) -> list[str]:
     return [SPACE if c == " " else c for c in " ".join(sentence.split())]
 
 
-def write_arpa(sentences: Iterable[str], order: int, path: Path, vocab: Iterable[str]) -> Path:
-    """Estimate an ``order``-gram character LM on ``sentences`` and write it to ``path``."""
+def write_arpa(sentences: Iterable[str], order: int, path: Path, vocab: Iterable[str], unit: str = "char") -> Path:
+    """Estimate an ``order``-gram LM of characters or words (``unit``) on ``sentences``; write it to ``path``."""
     if order < 1:
         raise ValueError(f"lm_order: must be >= 1, got {order}")
+    if unit not in ("char", "word"):
+        raise ValueError(f"unit: must be char or word, got {unit!r}")
+    tokenize = tokens_of if unit == "char" else str.split
     raw: list[Counter] = [Counter() for _ in range(order + 1)]  # raw[k][ngram] for k = 1..order
     for sentence in sentences:
-        toks = [BOS, *tokens_of(sentence), EOS]
+        toks = [BOS, *tokenize(sentence), EOS]
         for k in range(1, order + 1):
             for i in range(len(toks) - k + 1):
                 raw[k][tuple(toks[i:i + k])] += 1

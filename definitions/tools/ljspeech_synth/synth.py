@@ -10,6 +10,9 @@ Writes::
     heldout_text.csv         same format: real sentences never in metadata.csv, once per engine
     heldout_voice.csv        same format: unseen sentences, espeak's held-out voice variant
     utterances.csv           id|split|engine|voice|source|rate|pitch|pitch_range|gain|snr_db|samples
+    lm_text.txt              normalized training-pool real sentences *not* spoken in metadata.csv, one a
+                             line: text for the decoder's language model (never a held-out sentence,
+                             never a validation sentence, which all come from metadata.csv)
     synth_info.json          settings, per-split and per-engine hours, synthesis speed
     wavs/{id}.wav            22050 Hz mono 16-bit PCM
 
@@ -43,10 +46,11 @@ from definitions.tools.ljspeech_synth.plan import (
     plan_split,
     training_sentences,
 )
-from definitions.tools.ljspeech_synth.realtext import real_sentences, resolve_source
+from definitions.tools.ljspeech_synth.realtext import real_sentences, resolve_source, sentence_key
 from definitions.tools.ljspeech_synth.sentences import unique_sentences
 
 SAMPLE_RATE = 22050
+LM_TEXT = "lm_text.txt"
 CHUNK = 48  # utterances per fresh worker process (fewer for small corpora: see chunk_size)
 Row = tuple[Utterance, int, float]  # utterance, samples written, seconds spent synthesizing
 
@@ -149,6 +153,16 @@ MANIFEST_COLUMNS = ["id", "split", "engine", "voice", "source", "rate", "pitch",
                     "samples"]
 
 
+def write_lm_text(path: Path, real_train: list[tuple[str, str]], metadata: Path) -> int:
+    """Write the training pool's real sentences that ``metadata`` does not speak (its own come
+    from the training batches; leaving them out keeps validation sentences, drawn from
+    ``metadata``, out of the LM); returns the count. Held-out sentences are never in the pool."""
+    spoken = {sentence_key(line.split("|", 2)[2]) for line in metadata.read_text(encoding="utf-8").splitlines() if line}
+    lines = [normalized for _, normalized in real_train if sentence_key(normalized) not in spoken]
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return len(lines)
+
+
 def write_manifest(path: Path, rows: list[Row]) -> None:
     """``utterances.csv``: how each file was made (the dataset filters engines with it)."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -218,6 +232,7 @@ def generate(out: Path, hours: float, seed: int = 0, heldout: int = 200, noise_p
                                     "wall_s": round(time.perf_counter() - start, 1), "workers": workers,
                                     **composition(rows)}
     write_manifest(out / "utterances.csv", all_rows)
+    summary["lm_text_sentences"] = write_lm_text(out / LM_TEXT, real_train, out / SPLITS["train"][0])
     (out / "synth_info.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from definitions.datasets.ljspeech.datamodule import corpus_root
 from definitions.models.conformer.adapters.ljspeech.feature_cache import FeatureCache
 from definitions.models.conformer.features import FeatureConfig, LogMel
 from definitions.models.conformer.vocab import CharVocab
@@ -31,7 +32,14 @@ class LJSpeechToConformer(BaseAdapter):
 
     def build_args(self, datamodule) -> dict[str, Any]:
         # Plain values only: they are stored with the checkpoint and rebuild the model anywhere.
-        return {"vocab": self.vocab.chars, "feature_config": asdict(self.feature_config)}
+        args = {"vocab": self.vocab.chars, "feature_config": asdict(self.feature_config)}
+        # Extra LM text of the corpus (the generator's lm_text.txt): the model reads it once and
+        # keeps it in its checkpoints, so the path only matters while training.
+        name = self.params.get("lm_text", "")
+        lm_file = corpus_root(datamodule.params["path"]) / name if name and datamodule is not None else None
+        if lm_file is not None and lm_file.is_file():
+            args["lm_text_path"] = str(lm_file)
+        return args
 
     # -- per utterance -------------------------------------------------------------------------
     def features(self, utt) -> np.ndarray:

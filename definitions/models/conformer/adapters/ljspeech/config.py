@@ -17,6 +17,10 @@ class LJSpeechToConformerConfig(ConfigBase):
     f_min: float = param(0.0, "Lowest mel frequency (Hz)")
     f_max: float = param(8000.0, "Highest mel frequency (Hz)")
     vocabulary: str = param(DEFAULT_CHARS, "Characters the model writes (CTC blank is added); others are dropped")
+    lm_text: str = param(
+        "lm_text.txt", "Sentences (one a line, inside the corpus folder) added to the training text the decoder's "
+        "LM is estimated from; a missing file is skipped ('' = training sentences only)", identity=False,
+    )
     feature_cache: str = param(
         "output/cache/features", "Folder of cached log-mel features, keyed by the feature config ('' = off)",
         identity=False,
