@@ -135,6 +135,16 @@ def test_no_heldout_sentence_is_in_the_training_metadata_and_templates_are_a_min
     assert {made[r[0]]["source"] for r in metadata(corpus, "heldout_text.csv")} == {"real"}
 
 
+def test_lm_text_is_the_unspoken_training_pool_never_a_heldout_or_spoken_sentence(corpus):
+    lm = [sentence_key(line) for line in (corpus / "lm_text.txt").read_text(encoding="utf-8").splitlines()]
+    spoken = {sentence_key(r[2]) for r in metadata(corpus)}  # validation sentences come from these
+    held = {sentence_key(r[2]) for r in metadata(corpus, "heldout_text.csv")}
+    train_pool, held_pool = real_sentences("bundled")  # what synth_corpus uses
+    assert len(lm) == len(train_pool) - len(spoken & {sentence_key(n) for _, n in train_pool})
+    assert not set(lm) & spoken and not set(lm) & held
+    assert not set(lm) & {sentence_key(n) for _, n in held_pool}
+
+
 def test_same_seed_same_corpus_any_worker_count(corpus, tmp_path):
     again, other = tmp_path / "again", tmp_path / "other"
     synth_corpus(again, hours=0.02, seed=4, heldout=8, workers=1)

@@ -63,6 +63,12 @@ def test_best_checkpoint_and_sample_transcripts(trained):
     epochs = [r for r in rows(root, eid, "metrics.jsonl") if r.get("kind") == "epoch"]
     best_epoch = min(range(len(epochs)), key=lambda i: epochs[i]["val_cer"])
     assert best["epoch"] == best_epoch
+    # The decoder's LM text: the training sentences plus the corpus' lm_text.txt, kept in the checkpoint.
+    from definitions.models.conformer.vocab import CharVocab
+
+    kept = set(bytes(best["state_dict"]["lm_text"].numpy()).decode("utf-8").split("\n"))
+    extra = (root / "data" / "ljspeech_synth" / "lm_text.txt").read_text(encoding="utf-8").splitlines()
+    assert extra and {CharVocab().normalize(line) for line in extra} <= kept
     samples = rows(root, eid, "samples.jsonl")
     assert [s["epoch"] for s in samples] == list(range(12))
     assert all(len(s["samples"]) == 4 and {"id", "ref", "hyp"} <= set(s["samples"][0]) for s in samples)
