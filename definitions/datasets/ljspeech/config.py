@@ -1,6 +1,6 @@
 """Config of the `ljspeech` dataset: LJSpeech-1.1 or any folder in its layout (e.g. the synthetic one).
 
-    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 4
     python -m MLSystem.execute_train dataset=ljspeech model=conformer path=data/ljspeech_synth
     python -m MLSystem.execute_train dataset=ljspeech model=conformer exclude_engines=festival  # leave one out
 """

@@ -1,7 +1,8 @@
 """Config of the `conformer` model: Conformer encoder + CTC over characters. The defaults are the
-recipe that reaches CER <= 5 % on the synthetic corpus in under 20 minutes on 2 CPU cores.
+quick recipe: 8 epochs over the generator's 4 h multi-engine corpus, ~17 min of training on 2
+dedicated CPU cores (bench/README.md#asr has its results and the full recipe's).
 
-    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 4
     python -m MLSystem.execute_train dataset=ljspeech model=conformer path=data/ljspeech_synth
     # tiny config (tests, smoke runs; ~1 min on 0.35 h of speech):
     python -m MLSystem.execute_train dataset=ljspeech model=conformer d_model=96 num_layers=2 ffn_dim=192 \
@@ -32,7 +33,8 @@ class ConformerConfig(ConfigBase):
     warmup_steps: int = param(400, "Linear warm-up steps before the schedule")
     grad_clip: float = param(5.0, "Gradient-norm clipping; 0 disables it")
     batch_size: int = param(8, "Utterances per batch (batches group similar durations)")
-    max_epochs: int = param(12, "Epochs to train", identity=False)
+    # 8 epochs over 4 h of speech: more distinct sentences for the compute of 12 over 2 h (bench/README.md).
+    max_epochs: int = param(8, "Epochs to train", identity=False)
     # The common layer's best_metric, redeclared: this model keeps `best.ckpt` for the lowest CER
     # (best_mode "auto" knows that *cer* is lower-is-better).
     best_metric: str = param("val_cer", "Metric whose best value is kept as best.ckpt ('' = none)", identity=False)
@@ -78,4 +80,4 @@ class ConformerFullConfig(ConformerConfig):
     num_layers: int = param(6, "Conformer blocks")
     ffn_dim: int = param(768, "Hidden width of the feed-forward modules")
     warmup_steps: int = param(1000, "Linear warm-up steps before the schedule")
-    max_epochs: int = param(40, "Epochs to train", identity=False)
+    max_epochs: int = param(20, "Epochs to train", identity=False)  # ~90 min over the 4 h corpus on 2 CPUs

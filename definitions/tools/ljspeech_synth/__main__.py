@@ -1,4 +1,4 @@
-"""``python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2``."""
+"""``python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 4``."""
 
 import sys
 

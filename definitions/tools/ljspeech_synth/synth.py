@@ -1,6 +1,6 @@
 """Offline speech corpus in the exact LJSpeech layout, spoken by several synthesizers (no download).
 
-    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 2 --seed 0
+    python -m definitions.tools.ljspeech_synth --out data/ljspeech_synth --hours 4 --seed 0
     python -m definitions.tools.ljspeech_synth --out data/asr --engines espeak,flite,festival
 
 Writes::
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="output folder (LJSpeech layout)")
-    ap.add_argument("--hours", type=float, default=2.0, help="hours of training audio (metadata.csv)")
+    ap.add_argument("--hours", type=float, default=4.0, help="hours of training audio (metadata.csv)")
     ap.add_argument("--seed", type=int, default=0, help="seed of sentences, voices and prosody")
     ap.add_argument("--engines", default="auto",
                     help="comma list of espeak, flite, festival; auto = every installed one (default)")
