@@ -3,8 +3,8 @@ of trained Conformer-CTC experiments, with pocketsphinx on the same audio. Print
 
     .venv/bin/python bench/bench_asr.py EXPERIMENT_ID [--loo LOO_ID ...] [--checkpoint best] [--threads 2]
 
-1. Decoder: character-LM or word-LM beam search and its LM weight / word score, tuned for WER
-   on the experiment's validation split (never on a test set); greedy is reported beside it.
+1. Decoder: character-LM or word-LM beam search and its LM weight / word score, tuned for
+   CER + WER on the experiment's validation split (never on a test set); greedy is reported beside it.
 2. CER / WER on the corpus' held-out real-text sentences (training engines only), the old
    held-out template sentences and the held-out espeak voice; references normalized like the
    training targets.
@@ -123,14 +123,14 @@ def conformer_hyps(model, files: list[Utt], settings: dict[str, dict]) -> Hyps:
 
 
 def tune_lm(model, files: list[Utt]) -> tuple[dict, list[tuple[dict, float, float]]]:
-    """The LM weight and word score with the lowest WER on ``files`` (the validation split)."""
+    """The decoder, LM weight and word score with the lowest CER + WER on ``files`` (the validation split)."""
     grid = {f"c-w{w}-s{s}": {"decoder": "beam_lm", "lm_weight": w, "word_score": s}
-            for w in (0.5, 1.0, 2.0, 3.0) for s in (0.0, 1.0)}
+            for w in (0.5, 1.0, 1.5, 2.0, 3.0) for s in (0.0, 1.0)}
     grid.update({f"w-w{w}-s{s}": {"decoder": "beam_word", "lm_weight": w, "word_score": s}
-                 for w in (0.5, 1.0, 2.0, 3.0) for s in (-1.0, 0.0, 1.0, 2.0)})
+                 for w in (0.5, 1.0, 2.0) for s in (-1.0, 0.0, 1.0)})
     hyps = conformer_hyps(model, files, {"greedy": {"decoder": "greedy"}, **grid})
     table = [({"decoder": "greedy"}, *hyps.score("greedy"))] + [(grid[k], *hyps.score(k)) for k in grid]
-    best = min(table, key=lambda row: (row[2], row[1]))
+    best = min(table, key=lambda row: row[1] + row[2])  # CER and WER are both targets
     return best[0], table
 
 
@@ -362,7 +362,7 @@ def quality_rows(loaded, corpus: Path, args: argparse.Namespace) -> list[Row]:
 
     model, engines = loaded.model, corpus_engines(corpus)
     best, table = tune_lm(model, validation_files(loaded, args.tune_limit))
-    print("decoder tuning on the validation split (WER): "
+    print("decoder tuning on the validation split (CER / WER): "
           + ", ".join(f"{d['decoder']} {d.get('lm_weight', '')}/{d.get('word_score', '')}: {pct(c)} / {pct(w)}"
                       for d, c, w in table))
     print(f"best decoder: {best}")

@@ -60,6 +60,9 @@ class ConformerConfig(ConfigBase):
             problems.append("freq_masks/freq_mask_width/time_masks/time_mask_width: must be >= 0")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
+        if max(self.lm_order, self.word_lm_order) > 6:  # KenLM inside flashlight-text: KENLM_MAX_ORDER=6
+            problems.append(f"lm_order/word_lm_order: at most 6 (flashlight-text's KenLM), got "
+                            f"{self.lm_order}/{self.word_lm_order}")
         if min(self.lm_order, self.word_lm_order, self.beam_size) < 1:
             problems.append(f"lm_order/word_lm_order/beam_size: must be >= 1, got "
                             f"{self.lm_order}/{self.word_lm_order}/{self.beam_size}")
