@@ -44,8 +44,9 @@ class ConformerConfig(ConfigBase):
                          identity=False, choices=("greedy", "beam_lm", "beam_word"))
     lm_order: int = param(6, "Order of the character n-gram LM (beam_lm)", identity=False)
     word_lm_order: int = param(3, "Order of the word n-gram LM (beam_word)", identity=False)
-    # 2.0 / 0.0: the lowest validation WER of bench_asr.py's grid for the quick recipe (bench/README.md).
-    lm_weight: float = param(2.0, "Weight of the LM's log10 score against the acoustic log-probability", identity=False)
+    # 1.5 / 0.0 with beam_lm: the lowest validation CER + WER of bench_asr.py's grid for the quick recipe
+    # with the corpus' lm_text.txt (bench/README.md; the word LM came out worse on CER).
+    lm_weight: float = param(1.5, "Weight of the LM's log10 score against the acoustic log-probability", identity=False)
     word_score: float = param(0.0, "Score added per word in beam search", identity=False)
     beam_size: int = param(16, "Hypotheses kept per frame (beam_lm)", identity=False)
     samples_per_epoch: int = param(4, "Validation transcripts written to samples.jsonl each epoch", identity=False)
