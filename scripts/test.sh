@@ -45,10 +45,14 @@ engine_log=$(mktemp /tmp/mlsystem-engine-tests.XXXXXX.log)
 .venv/bin/python -m pytest --durations=10 -p no:cacheprovider --basetemp=/tmp/mlsystem-engine-tests \
   "${ENGINE_TESTS[@]}" >"$engine_log" 2>&1 &
 engine_pid=$!
+# A background job of a script ignores Ctrl-C (SIGINT): stop it (SIGTERM) with the script.
+trap 'kill "$engine_pid" 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 .venv/bin/python -m pytest --durations=25 "${ENGINE_TESTS[@]/#/--ignore=}"
 rc=$?
 wait "$engine_pid"
 engine_rc=$?
+trap - EXIT
 echo "================ the cluster-engine tests (run beside the rest) ================"
 cat "$engine_log"
 for code in "$rc" "$engine_rc"; do
