@@ -27,7 +27,6 @@ result file the job wrote) — no ``sacct``/``slurmdbd`` needed.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
 import time
@@ -42,8 +41,8 @@ from MLSystem.launcher_config import LauncherConfig
 from MLSystem.paths import ProjectPaths
 from MLSystem.placement import gpu_need
 from MLSystem.scheduler import Placement, Pool
-from MLSystem.submitit_job import (ACTIVE_STATES, BUSY, FAILED, FINISHED, STOPPED, Outcome, TrainJob, engine_state,
-                                   engine_tag, find_tagged, make_executor, outcome)
+from MLSystem.submitit_job import (ACTIVE_STATES, BUSY, FAILED, FINISHED, STOPPED, Outcome, TrainJob, append_log_line,
+                                   engine_state, engine_tag, find_tagged, make_executor, outcome)
 from MLSystem.utils.procs import pid_alive
 
 ENGINE_POLL_S = 1.0  # one squeue for all jobs at most this often
@@ -151,7 +150,7 @@ class SubmititExecutor:
             h.outcome = got
             h.state = "ENDED"
             if got.kind == FAILED and got.reason:
-                _append(h.log, f"error: {got.reason}")  # the filed error line (the runner reads the log's tail)
+                append_log_line(h.log, f"error: {got.reason}")  # the filed error line (the runner reads the log's tail)
         if h.outcome.infrastructure:
             return INTERRUPTED_RC
         return _RC.get(h.outcome.kind, h.outcome.exit_code if h.outcome.exit_code else 1)
@@ -249,10 +248,3 @@ class SubmititExecutor:
         if key not in self._resource_cache:  # asked when grouping a sweep and again when submitting
             self._resource_cache[key] = self._merged_resources(job)
         return self._resource_cache[key]
-
-
-def _append(log: Path | None, line: str) -> None:
-    if log is None:
-        return
-    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as fh:
-        fh.write(line.rstrip() + "\n")

@@ -153,7 +153,7 @@ class TrainJob:
         def on_signal(signum, frame) -> None:
             (preempted if signum == sig else stop_asked).set()
             if signum == STOP_SIGNAL and not engine.global_rank:
-                _append_line(self.log, f"stop signal {signal.Signals(signum).name} from the engine at {now_iso()}: "
+                append_log_line(self.log, f"stop signal {signal.Signals(signum).name} from the engine at {now_iso()}: "
                                        "checkpoint at the next step, then stop")
             if child and child[0].poll() is None:
                 child[0].send_signal(signal.SIGTERM)
@@ -217,11 +217,12 @@ class TrainJob:
         return DelayedSubmission(dataclasses.replace(self, requeues=self.requeues + 1), *args, **kwargs)
 
 
-def _append_line(log: str | None, line: str) -> None:
+def append_log_line(log: str | os.PathLike[str] | None, line: str) -> None:
+    """One line at the end of a job's log (none when there is no log or it cannot be written)."""
     if not log:
         return
     with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+        fh.write(line.rstrip() + "\n")
 
 
 def _engine_id(engine: Any) -> str | None:
