@@ -64,8 +64,9 @@ def read_set(corpus: Path, name: str, engines: dict[str, str], only: set[str] | 
     return mixed[:limit or None]
 
 
-def corpus_engines(corpus: Path) -> dict[str, str]:
-    """``{utterance id: engine}`` from the generator's ``utterances.csv`` (empty if it has none)."""
+def corpus_engines(corpus: Path, with_voice: bool = False) -> dict[str, str]:
+    """``{utterance id: engine}`` (or ``engine/voice``) from the generator's ``utterances.csv``
+    (empty if it has none)."""
     import csv
 
     path = corpus / "utterances.csv"
@@ -73,7 +74,8 @@ def corpus_engines(corpus: Path) -> dict[str, str]:
         return {}
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh, delimiter="|", quoting=csv.QUOTE_NONE, escapechar="\\")
-        return {row["id"]: row.get("engine") or "espeak" for row in reader}
+        return {row["id"]: (row.get("engine") or "espeak") + (f"/{row.get('voice')}" if with_voice else "")
+                for row in reader}
 
 
 @dataclass
@@ -347,6 +349,28 @@ def set_row(name: str, model, files: list[Utt], best: dict, args, target: tuple[
             "ok" if ok else "MISSED")
 
 
+def per_voice_table(models: list, corpus: Path, limit: int) -> list[str]:
+    """Markdown rows: greedy CER of each model on the held-out real text, per engine/voice, so an
+    unheard engine's error can be told apart from the error on new sentences of voices trained on."""
+    from torchmetrics.functional.text import char_error_rate
+
+    voices = corpus_engines(corpus, with_voice=True)
+    files = read_set(corpus, "heldout_text.csv", corpus_engines(corpus), limit=limit)
+    groups: dict[str, list[int]] = {}
+    for i, (path, _, _) in enumerate(files):
+        groups.setdefault(voices.get(path.stem, "?"), []).append(i)
+    columns = []
+    for loaded in models:
+        hyps = conformer_hyps(loaded.model, files, {"greedy": {"decoder": "greedy"}})
+        columns.append({v: float(char_error_rate([hyps.by_decoder["greedy"][i] for i in idx],
+                                                 [hyps.refs[i] for i in idx])) for v, idx in groups.items()})
+    head = " | ".join(f"{m.experiment_id[:8]} (without {','.join(sorted(excluded_engines(m.params))) or '-'})"
+                      for m in models)
+    rows = [f"| voice | utt | {head} |", "|---|---|" + "---|" * len(models)]
+    rows += [f"| {v} | {len(idx)} | " + " | ".join(pct(c[v]) for c in columns) + " |" for v, idx in sorted(groups.items())]
+    return rows
+
+
 def validation_files(loaded, limit: int) -> list[Utt]:
     val = loaded.datamodule.val_set.utterances
     return [(u.path, u.normalized_text, "") for u in val[:limit or None]]
@@ -446,6 +470,8 @@ def main() -> int:
     ap.add_argument("--pipeline-items", type=int, default=100, help="training items timed for the augmentation cost")
     ap.add_argument("--throughput-only", action="store_true", help="skip the quality / RTF / baseline part")
     ap.add_argument("--quality-only", action="store_true", help="skip the data-pipeline and throughput part")
+    ap.add_argument("--per-voice", action="store_true",
+                    help="also: greedy CER per engine/voice on the held-out real text, each model")
     ap.add_argument("--recipes", action="store_true", help="only: seconds per batch of the quick and full recipes")
     args = ap.parse_args()
 
@@ -474,6 +500,10 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
+    if args.per_voice:
+        models = [loaded] + [load_experiment(ref, checkpoint=args.checkpoint) for ref in args.loo]
+        print("\ngreedy CER per voice, held-out real text:")
+        print("\n".join(per_voice_table(models, corpus, args.limit)))
     if args.quality_only:
         return 0
     augmented, plain, size = pipeline_cost(loaded.context, args.pipeline_items)
