@@ -355,7 +355,7 @@ def per_voice_table(models: list, corpus: Path, limit: int) -> list[str]:
     from torchmetrics.functional.text import char_error_rate
 
     voices = corpus_engines(corpus, with_voice=True)
-    files = read_set(corpus, "heldout_text.csv", corpus_engines(corpus), limit=limit)
+    files = read_set(corpus, "heldout_text.csv", {i: v.split("/")[0] for i, v in voices.items()}, limit=limit)
     groups: dict[str, list[int]] = {}
     for i, (path, _, _) in enumerate(files):
         groups.setdefault(voices.get(path.stem, "?"), []).append(i)

@@ -1,8 +1,9 @@
 """GPU placement on a real GPU, the check CI cannot run (it has none): ``runner --gpus all`` counts the
 GPUs through NVML, each GPU job gets its own ``CUDA_VISIBLE_DEVICES`` and trains on CUDA, two jobs
-never share a GPU, a CPU job gets no GPU (``CUDA_VISIBLE_DEVICES`` empty), and a process outside the queue computing on a GPU holds
-GPU jobs back until it ends. ``test_slots.py`` proves the same logic on fake GPUs everywhere; this
-file is skipped where torch sees no CUDA device. bench/README.md#parallel-slots has the runs on a lent H100.
+never share a GPU, a CPU job gets no GPU (``CUDA_VISIBLE_DEVICES`` empty), and a process outside
+the queue computing on a GPU holds GPU jobs back until it ends. ``test_slots.py`` proves the same
+logic on fake GPUs everywhere; this file is skipped where torch sees no CUDA device.
+bench/README.md#parallel-slots has the runs on a lent H100.
 """
 
 from __future__ import annotations
