@@ -129,6 +129,27 @@ def test_sigterm_is_a_graceful_stop(probe_project):
     assert state(exp)["epochs_completed"] == 2
 
 
+def test_sigterm_to_the_process_group_with_loader_workers_is_a_graceful_stop(probe_project):
+    """Ctrl-C, `timeout` and Slurm's preemption signal every process of the group: the loader
+    workers must leave the stop to the main process, not die and fail the run."""
+    args = [*ARGS, "step_sleep=0.05", "num_workers=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "MLSystem.execute_train", *args], cwd=probe_project,
+                            env=cli_env(probe_project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    exp = _experiment(probe_project, proc)
+    _wait_for_step(exp, 2, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "DataLoader worker" not in err
+    assert json.loads((exp / "experiment.json").read_text())["status"] != "failed"
+    stopped_at = state(exp)["global_step"]
+    assert 2 <= stopped_at < 14
+    r = run_cli(probe_project, "MLSystem.execute_train", *args, check=True)
+    assert "resuming" in r.stdout
+    assert (state(exp)["epochs_completed"], state(exp)["global_step"]) == (2, 14)
+
+
 def _experiment(root: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
     def started() -> Path | None:
         found = next(ProjectPaths(root).experiments.glob("*/progress.json"), None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import signal
 from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
@@ -41,15 +43,37 @@ class BaseDataModule(pl.LightningDataModule):
                      **kwargs: Any) -> ResumableDataLoader:
         return ResumableDataLoader(
             dataset, batch_size=int(self.params["batch_size"]), shuffle=True, seed=int(self.params["seed"]),
-            lengths=lengths, num_workers=int(self.params.get("num_workers", 0)),
-            collate_fn=self.adapter.collate_fn("train"), **kwargs,
+            lengths=lengths, collate_fn=self.adapter.collate_fn("train"), **self._workers(kwargs),
         )
 
     def eval_loader(self, dataset: Dataset, split: str = "val", lengths: Sequence[int] | None = None,
                     **kwargs: Any) -> DataLoader:
-        common = {"num_workers": int(self.params.get("num_workers", 0)), "collate_fn": self.adapter.collate_fn(split)}
+        kwargs = {"collate_fn": self.adapter.collate_fn(split), **self._workers(kwargs)}
         if lengths is not None:
             # num_replicas=1: under DDP every rank evaluates the whole split (exact metrics, no padding).
             batches = BucketBatchSampler(lengths, int(self.params["batch_size"]), shuffle=False, num_replicas=1)
-            return DataLoader(dataset, batch_sampler=batches, **common, **kwargs)
-        return DataLoader(dataset, batch_size=int(self.params["batch_size"]), shuffle=False, **common, **kwargs)
+            return DataLoader(dataset, batch_sampler=batches, **kwargs)
+        return DataLoader(dataset, batch_size=int(self.params["batch_size"]), shuffle=False, **kwargs)
+
+    def _workers(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with ``num_workers`` from the params and workers that leave stop signals to the
+        main process (any ``worker_init_fn`` given still runs after that)."""
+        kwargs = {"num_workers": int(self.params.get("num_workers", 0)), **kwargs}
+        if kwargs["num_workers"] > 0:
+            kwargs["worker_init_fn"] = functools.partial(leave_stop_signals_to_main, then=kwargs.get("worker_init_fn"))
+        return kwargs
+
+
+def leave_stop_signals_to_main(worker_id: int, then: Callable[[int], None] | None = None) -> None:
+    """A loader worker's init: ignore SIGTERM and SIGINT.
+
+    A stop sent to the whole process group (Ctrl-C in a terminal, ``timeout``, ``kill -- -PGID``,
+    Slurm's preemption and time limit, which signal every process of the step) would otherwise
+    kill the workers first, and the main process would fail with "DataLoader worker is killed by
+    signal" instead of stopping at the next step with a checkpoint. A worker still exits when the
+    main process shuts the loader down, and on its own when the main process dies.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if then is not None:
+        then(worker_id)
