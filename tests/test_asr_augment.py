@@ -157,3 +157,28 @@ def test_lm_beam_search_fixes_a_spelling_greedy_gets_wrong(tmp_path, monkeypatch
     assert words.decode(lp, lengths) == ["the cat sat"]
     assert words.decode(clear, torch.tensor([clear.shape[1]])) == ["the cat"]
     assert list(tmp_path.glob("words-3-*.lexicon")), "the lexicon is cached beside the word ARPA file"
+
+
+def test_a_warm_start_onto_another_corpus_keeps_both_lm_texts(tmp_path):
+    """init_from loads the parent's state dict into a model built for the new corpus: the decoder's
+    LM text is the parent's plus the new corpus' lm_text.txt, not the parent's alone."""
+    from dataclasses import asdict
+
+    from definitions.models.conformer.config import ConformerConfig
+    from definitions.models.conformer.features import FeatureConfig
+    from definitions.models.conformer.model import ConformerCTC
+    from definitions.models.conformer.vocab import CharVocab
+
+    params = {**asdict(ConformerConfig(d_model=16, num_layers=1, ffn_dim=16)), "optimizer": "adamw"}
+    build = {"vocab": CharVocab().chars, "feature_config": vars(FeatureConfig())}
+    (tmp_path / "a.txt").write_text("the parent corpus spoke this\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("the new corpus adds that\n", encoding="utf-8")
+    parent = ConformerCTC(params, **build, lm_text_path=str(tmp_path / "a.txt"))
+    checkpoint = {"state_dict": parent.state_dict()}
+    parent.on_save_checkpoint(checkpoint)
+    child = ConformerCTC(params, **build, lm_text_path=str(tmp_path / "b.txt"))
+    child.load_state_dict(checkpoint["state_dict"], strict=False)
+    assert child._lm_sentences == {"the parent corpus spoke this", "the new corpus adds that"}
+    resumed = ConformerCTC(params, **build)  # a checkpoint alone (no corpus) decodes with its own text
+    resumed.load_state_dict(checkpoint["state_dict"])
+    assert resumed._lm_sentences == {"the parent corpus spoke this"}

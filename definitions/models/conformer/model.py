@@ -71,7 +71,7 @@ class ConformerCTC(BaseModel):
         # a checkpoint alone (any machine, no corpus) decodes with the LM.
         self.register_buffer("lm_text", torch.zeros(0, dtype=torch.uint8))
         self._lm_sentences: set[str] = set()
-        if lm_text_path and Path(lm_text_path).is_file():  # extra LM text (a checkpoint's own replaces it)
+        if lm_text_path and Path(lm_text_path).is_file():  # extra LM text (a loaded checkpoint's adds to it)
             lines = Path(lm_text_path).read_text(encoding="utf-8").splitlines()
             self._lm_sentences.update(t for t in map(self.vocab.normalize, lines) if t)
         self._beam: tuple[tuple, BeamSearchDecoder] | None = None
@@ -138,7 +138,10 @@ class ConformerCTC(BaseModel):
             state_dict[key] = torch.zeros(0, dtype=torch.uint8)
         self.lm_text = torch.empty_like(state_dict[key])  # its length is the saved text's
         text = bytes(state_dict[key].cpu().numpy().tobytes()).decode("utf-8")
-        self._lm_sentences = set(text.split("\n")) if text else set()
+        # A union, not a replacement: a resumed run's saved text already holds its own corpus' text,
+        # and a warm start (init_from) onto another corpus keeps what the parent learned from and
+        # adds the new corpus' lm_text.txt.
+        self._lm_sentences |= set(text.split("\n")) if text else set()
         self._beam = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
