@@ -372,7 +372,11 @@ def per_voice_table(models: list, corpus: Path, limit: int) -> list[str]:
 
 
 def validation_files(loaded, limit: int) -> list[Utt]:
-    val = loaded.datamodule.val_set.utterances
+    """Up to ``limit`` validation files whose sentence is not in the model's LM text. A warm start
+    (``init_from``) keeps the parent's text, which can hold this corpus' validation sentences;
+    tuning on those would favour a decoder that only recalls known text."""
+    known = loaded.model.lm_sentences
+    val = [u for u in loaded.datamodule.val_set.utterances if normalize(u.normalized_text) not in known]
     return [(u.path, u.normalized_text, "") for u in val[:limit or None]]
 
 

@@ -145,6 +145,11 @@ class ConformerCTC(BaseModel):
         self._beam = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    @property
+    def lm_sentences(self) -> frozenset[str]:
+        """The sentences the decoder's n-gram LM is estimated from (normalized)."""
+        return frozenset(self._lm_sentences)
+
     # -- decoding --------------------------------------------------------------------------------
     def configure_decoding(self, **settings: Any) -> None:
         """Change ``decoder`` / ``lm_order`` / ``lm_weight`` / ``word_score`` / ``beam_size``."""
