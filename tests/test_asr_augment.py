@@ -1,6 +1,6 @@
 """ASR augmentation and decoding: augmented audio is a pure function of (seed, epoch, index), also
 through worker processes and a mid-epoch restore; each transform does what it claims; the
-n-gram-LM beam search fixes what greedy decoding gets wrong on a toy case."""
+n-gram-LM beam search fixes what greedy decoding gets wrong on a toy case; a warm start keeps both LM texts."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def test_a_warm_start_onto_another_corpus_keeps_both_lm_texts(tmp_path):
     parent.on_save_checkpoint(checkpoint)
     child = ConformerCTC(params, **build, lm_text_path=str(tmp_path / "b.txt"))
     child.load_state_dict(checkpoint["state_dict"], strict=False)
-    assert child._lm_sentences == {"the parent corpus spoke this", "the new corpus adds that"}
+    assert child.lm_sentences == {"the parent corpus spoke this", "the new corpus adds that"}
     resumed = ConformerCTC(params, **build)  # a checkpoint alone (no corpus) decodes with its own text
     resumed.load_state_dict(checkpoint["state_dict"])
-    assert resumed._lm_sentences == {"the parent corpus spoke this"}
+    assert resumed.lm_sentences == {"the parent corpus spoke this"}
