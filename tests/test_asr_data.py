@@ -225,6 +225,35 @@ def test_spec_augment_masks_inside_each_utterance_only():
     assert torch.equal(spec_augment(feats, lengths, 2, 8, 2, 40), out)  # drawn from the (resumable) global RNG
 
 
+
+def test_vtlp_moves_formants_by_the_drawn_factor_and_leaves_padding_alone():
+    import pytest
+    import torch
+
+    from definitions.models.conformer.config import ConformerConfig
+    from definitions.models.conformer.spec_augment import mel_centers, random_vtlp, vtlp_warp
+
+    centers = mel_centers(80, 0.0, 8000.0)
+    feats = torch.zeros(3, 10, 80)
+    feats[:, :6, 30] = 1.0  # one "formant" at band 30 (~1.5 kHz); frames 6.. are padding
+    out = vtlp_warp(feats, centers, torch.tensor([1.0, 1.1, 0.9]), 8000.0)
+    assert torch.allclose(out[0], feats[0], atol=1e-6)  # factor 1 is the identity
+
+    def peak_hz(x):  # energy-weighted centre frequency of a frame
+        return float((x * centers).sum() / x.sum())
+
+    assert peak_hz(out[1, 0]) == pytest.approx(1.1 * float(centers[30]), rel=0.03)  # a shorter vocal tract
+    assert peak_hz(out[2, 0]) == pytest.approx(0.9 * float(centers[30]), rel=0.03)
+    assert (out[:, 6:] == 0).all()  # padded frames stay zero
+
+    torch.manual_seed(3)
+    a = random_vtlp(feats, centers, 8000.0, 0.1)
+    torch.manual_seed(3)
+    assert torch.equal(random_vtlp(feats, centers, 8000.0, 0.1), a)  # the resumable global RNG
+    assert random_vtlp(feats, centers, 8000.0, 0.0) is feats  # off: untouched, and no RNG draw
+    with pytest.raises(ValueError, match=r"vtlp: must be in \[0, 0.5\), got 0.7"):
+        ConformerConfig(vtlp=0.7)
+
 def test_bucketed_loader_state_restores_the_rest_of_the_epoch():
     from MLSystem.resumable import ResumableDataLoader
 

@@ -27,6 +27,8 @@ class ConformerConfig(ConfigBase):
     freq_mask_width: int = param(12, "SpecAugment: widest frequency mask (mel bands)")
     time_masks: int = param(2, "SpecAugment: time masks per training utterance")
     time_mask_width: int = param(20, "SpecAugment: widest time mask (frames)")
+    vtlp: float = param(0.0, "VTLP: each training utterance's frequency axis is warped by a factor drawn "
+                        "from 1 +- vtlp (e.g. 0.1; 0 disables)")
     # Common fields redeclared: this model's recipe.
     lr: float = param(2e-3, "Peak learning rate")
     weight_decay: float = param(1e-3, "Weight decay")
@@ -59,6 +61,8 @@ class ConformerConfig(ConfigBase):
             problems.append(f"conv_kernel: must be odd, got {self.conv_kernel}")
         if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0:
             problems.append("freq_masks/freq_mask_width/time_masks/time_mask_width: must be >= 0")
+        if not 0.0 <= self.vtlp < 0.5:
+            problems.append(f"vtlp: must be in [0, 0.5), got {self.vtlp}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: must be in [0, 1), got {self.dropout}")
         if max(self.lm_order, self.word_lm_order) > 6:  # KenLM inside flashlight-text: KENLM_MAX_ORDER=6

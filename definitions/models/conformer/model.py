@@ -22,7 +22,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from definitions.models.conformer.decoding import BeamConfig, BeamSearchDecoder
 from definitions.models.conformer.features import FeatureConfig, LogMel
-from definitions.models.conformer.spec_augment import spec_augment
+from definitions.models.conformer.spec_augment import mel_centers, random_vtlp, spec_augment
 from definitions.models.conformer.vocab import CharVocab
 from MLSystem.base import BaseModel, atomic_write_text
 
@@ -56,6 +56,9 @@ class ConformerCTC(BaseModel):
         self.vocab = CharVocab(vocab)
         self.feature_config = FeatureConfig(**feature_config)
         self.featurizer = LogMel(self.feature_config)  # used by inference(); training data comes featurized
+        fc = self.feature_config
+        self._f_top = min(fc.f_max, fc.sample_rate / 2)  # the mel bands' range, for VTLP
+        self._mel_centers = mel_centers(fc.n_mels, fc.f_min, self._f_top)
         d = int(params["d_model"])
         self.subsample = ConvSubsampling(self.feature_config.n_mels, d, int(params["subsampling"]))
         self.encoder = torchaudio.models.Conformer(
@@ -94,9 +97,10 @@ class ConformerCTC(BaseModel):
 
     # -- training ------------------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        """CTC loss of a batch after SpecAugment (the whole training computation)."""
+        """CTC loss of a batch after VTLP and SpecAugment (the whole training computation)."""
         p = self.params
-        features = spec_augment(batch["features"], batch["feature_lengths"], int(p["freq_masks"]),
+        features = random_vtlp(batch["features"], self._mel_centers, self._f_top, float(p.get("vtlp", 0.0)))
+        features = spec_augment(features, batch["feature_lengths"], int(p["freq_masks"]),
                                 int(p["freq_mask_width"]), int(p["time_masks"]), int(p["time_mask_width"]))
         return self.ctc_loss({**batch, "features": features})[0]
 
